@@ -1,0 +1,213 @@
+"""Run records hold everything a run needs, interrupted runs are marked as such, and a record alone repeats a run
+pixel for pixel; changed weights or a changed source are named before anything runs."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zrealism_lab.errors import CancelledError, IntakeError
+from zrealism_lab.records import missing_record_fields, read_record, verify_outputs
+from zrealism_lab.rerun import ChangedWeightsError, compare_outputs, rerun
+from zrealism_lab.static import run_static
+
+
+@pytest.fixture(scope="module")
+def static_run(tiny_engine, tmp_path_factory, sample_64):
+    """One recorded static run from a source file the tests may move."""
+    folder = tmp_path_factory.mktemp("static-run")
+    source = folder / "character.png"
+    shutil.copy(sample_64, source)
+    from zrealism_lab.settings import StaticSettings
+
+    settings = StaticSettings(size=64, steps=4, strength=0.5, detect_resolution=64, seed=11)
+    return run_static(source, settings, engine=tiny_engine, out_dir=folder / "runs")
+
+
+# ----------------------------------------------------------------- records
+
+
+def test_completed_record_has_every_field_and_its_outputs_match_their_hashes(static_run):
+    record = read_record(static_run.run_dir)
+    assert missing_record_fields(record) == []
+    assert record["hardware"]["device"] == "cpu" and record["hardware"]["dtype"] == "float32"
+    assert set(record["timings"]) >= {"intake", "background", "controls", "generate", "colour", "metrics", "total"}
+    assert record["background"]["kind"] == "transparent" and record["background"]["evidence"]
+    assert all(len(digest) == 64 for files in record["model_hashes"].values() for digest in files.values())
+    assert {"unet", "vae", "text_encoder", "controlnet:depth", "controlnet:canny"} <= set(record["model_hashes"])
+    assert set(verify_outputs(static_run.run_dir).values()) == {"ok"}
+    text = Image.open(static_run.run_dir / "output.png").text
+    assert "Seed: 11" in text["parameters"] and json.loads(text["zrealism"])["settings"]["seed"] == 11
+
+
+def test_a_changed_output_file_is_reported(static_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(static_run.run_dir, copy)
+    Image.new("RGB", (64, 64)).save(copy / "control_depth.png")
+    (copy / "control_canny.png").unlink()
+    states = verify_outputs(copy)
+    assert states["control_depth.png"] == "changed" and states["control_canny.png"] == "missing"
+    assert states["output.png"] == "ok"
+
+
+@pytest.mark.parametrize("interrupt, status", [(KeyboardInterrupt, "cancelled"), (RuntimeError, "failed")])
+def test_a_run_stopped_mid_denoising_leaves_a_marked_record_and_no_partial_outputs(
+        tiny_engine, small_settings, sample_64, tmp_path, interrupt, status):
+    def stop_at_second_step(event):
+        if event.stage == "denoise" and event.step == 2:
+            raise interrupt("stopped by the test")
+
+    with pytest.raises(interrupt):
+        run_static(sample_64, small_settings.replace(steps=8), engine=tiny_engine, out_dir=tmp_path,
+                   on_step=stop_at_second_step)
+    (folder,) = tmp_path.iterdir()
+    record = read_record(folder)
+    assert record["status"] == status
+    assert missing_record_fields(record) == []
+    assert record["error"]["message"] == "stopped by the test"
+    assert record["settings"]["steps"] == 8 and record["models"]["name"] == "tiny"
+    assert sorted(p.name for p in folder.iterdir()) == ["record.json"]  # no PNG, no *.part left behind
+
+
+def test_a_cancel_token_mid_run_marks_the_record_cancelled(tiny_engine, small_settings, sample_64, tmp_path):
+    from zrealism_lab.progress import CancelToken
+
+    token = CancelToken()
+
+    def cancel_at_first_step(event):
+        if event.stage == "denoise" and event.step == 1:
+            token.cancel()
+
+    with pytest.raises(CancelledError):
+        run_static(sample_64, small_settings.replace(steps=8), engine=tiny_engine, out_dir=tmp_path,
+                   on_step=cancel_at_first_step, cancel=token)
+    (folder,) = tmp_path.iterdir()
+    record = read_record(folder)
+    assert record["status"] == "cancelled" and "cancelled after 1 of 4" in record["error"]["message"]
+    assert record["outputs"] == {} and not list(folder.glob("*.png")) and not list(folder.glob(".*.part"))
+
+
+# ----------------------------------------------------------------- static rerun
+
+
+def test_static_rerun_is_pixel_identical(static_run, tiny_engine, tmp_path):
+    result = rerun(static_run.run_dir, tmp_path, engine=tiny_engine)
+    assert result.identical, result.summary()
+    assert set(result.comparison) == set(static_run.record["outputs"])
+    assert result.weight_changes == [] and result.run_dir.parent == tmp_path
+    assert np.array_equal(np.asarray(Image.open(result.run_dir / "output.png")), np.asarray(static_run.image))
+
+
+def test_rerun_cli_builds_the_engine_from_the_record(static_run, tmp_path, capsys):
+    from zrealism_lab.cli import main
+
+    assert main(["rerun", str(static_run.run_dir), "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "outputs identical: 5 of 5" in out
+    (new_run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert read_record(new_run)["settings"]["seed"] == 11
+
+
+def test_a_different_run_is_not_reported_identical(static_run, tiny_engine, tmp_path):
+    other = run_static(static_run.context.source.path, static_run.settings.replace(seed=12), engine=tiny_engine,
+                       out_dir=tmp_path)
+    states = compare_outputs(static_run.run_dir, other.run_dir)
+    assert states["output.png"] == "different" and states["control_depth.png"] == "identical"
+
+
+def test_a_moved_source_is_found_with_image_and_checked_by_hash(static_run, tiny_engine, tmp_path):
+    source = static_run.context.source.path
+    moved = tmp_path / "moved.png"
+    shutil.move(source, moved)
+    try:
+        with pytest.raises(IntakeError, match="--image"):
+            rerun(static_run.run_dir, tmp_path, engine=tiny_engine)
+        assert rerun(static_run.run_dir, tmp_path, engine=tiny_engine, image=moved).identical
+        other = tmp_path / "other.png"
+        Image.open(moved).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(other)
+        with pytest.raises(IntakeError, match="sha256"):
+            rerun(static_run.run_dir, tmp_path, engine=tiny_engine, image=other)
+    finally:
+        shutil.move(moved, source)
+
+
+def test_an_interrupted_run_cannot_be_rerun(tiny_engine, small_settings, sample_64, tmp_path):
+    from zrealism_lab.progress import CancelToken
+
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(CancelledError):
+        run_static(sample_64, small_settings, engine=tiny_engine, out_dir=tmp_path, cancel=token)
+    (folder,) = tmp_path.iterdir()
+    with pytest.raises(IntakeError, match="cancelled run"):
+        rerun(folder, tmp_path / "again", engine=tiny_engine)
+
+
+# ----------------------------------------------------------------- changed weights
+
+
+def _perturb_safetensors(path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(path)
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name] + 0.5
+    save_file(tensors, path, metadata={"format": "pt"})
+
+
+def test_changed_weights_are_named_before_running(tiny_bundle, sample_64, small_settings, tmp_path):
+    from zrealism_lab.engine import get_engine
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    engine = get_engine(str(bundle), device="cpu")
+    first = run_static(sample_64, small_settings, engine=engine, out_dir=tmp_path / "runs")
+    (weights,) = (bundle / "controlnet" / "canny").glob("*.safetensors")
+    _perturb_safetensors(weights)
+
+    with pytest.raises(ChangedWeightsError) as info:
+        rerun(first.run_dir, tmp_path / "again")
+    message = str(info.value)
+    assert "controlnet:canny" in message and weights.name in message and "allow_changed_weights" in message
+    assert "unet" not in message  # only the component that changed is named
+    assert not (tmp_path / "again").exists()  # refused before any run folder was made
+
+    allowed = rerun(first.run_dir, tmp_path / "again", allow_changed_weights=True)
+    assert allowed.weight_changes and allowed.weight_changes[0].startswith("controlnet:canny")
+    assert any("changed weights" in note for note in allowed.notes)
+
+
+def test_rerun_cli_refuses_changed_weights_unless_allowed(tiny_bundle, sample_64, small_settings, tmp_path, capsys):
+    from zrealism_lab.cli import main
+    from zrealism_lab.engine import get_engine
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    first = run_static(sample_64, small_settings.replace(controls=()), engine=get_engine(str(bundle), device="cpu"),
+                       out_dir=tmp_path / "runs")
+    (weights,) = (bundle / "vae").glob("*.safetensors")
+    _perturb_safetensors(weights)
+    assert main(["rerun", str(first.run_dir), "--out", str(tmp_path / "again"), "--quiet"]) == 2
+    assert "vae:" in capsys.readouterr().err
+    code = main(["rerun", str(first.run_dir), "--out", str(tmp_path / "again"), "--quiet", "--allow-changed-weights"])
+    assert code == 1  # it ran, on the changed VAE, so the pictures differ
+    assert "weights changed: vae" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------- temporal rerun
+
+
+def test_temporal_rerun_repeats_every_frame(tiny_engine, sample_64, tmp_path):
+    from zrealism_lab.temporal import TemporalSettings, run_temporal
+
+    settings = TemporalSettings(size=64, frames=8, steps=4, detect_resolution=64, seed=5)
+    first = run_temporal(sample_64, settings, engine=tiny_engine, out_dir=tmp_path / "runs")
+    assert missing_record_fields(first.record) == []
+    frames = [name for name in first.record["outputs"] if name.startswith("frames/")]
+    assert len(frames) == 8
+    result = rerun(first.run_dir, tmp_path / "again", engine=tiny_engine)
+    assert all(result.comparison[name] == "identical" for name in frames), result.summary()
+    assert result.identical, result.summary()  # the MP4 and GIF encoders are deterministic too

@@ -1,0 +1,214 @@
+"""The shared engine: loads each model component once per session and builds static and temporal pipelines
+around the same loaded modules.
+
+Pipelines here are cheap views over shared components (diffusers pipelines hold references, not copies), so
+switching the set of ControlNets, the scheduler or static <-> temporal reads nothing from disk.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from .device import HardwarePlan, plan_hardware
+from .errors import SettingsError
+from .models.loading import ComponentStatus, load_component, locate, missing_weights_error
+from .models.modelset import ComponentRef, ModelSet, resolve_modelset
+
+BASE_PARTS = ("unet", "vae", "text_encoder", "tokenizer")
+
+
+class Engine:
+    """Owns loaded components for one model set on one device."""
+
+    def __init__(self, models: ModelSet | str | os.PathLike | None = "realistic-vision", *, device: str = "auto",
+                 offload: str = "auto", dtype: str | None = None, allow_pickle: bool = False) -> None:
+        self.models = resolve_modelset(models)
+        self.plan: HardwarePlan = plan_hardware(device, offload, dtype)
+        self.allow_pickle = allow_pickle
+        self._components: dict[str, Any] = {}
+        self._pipelines: dict[tuple, Any] = {}
+        self._scheduler_config: dict[str, Any] | None = None
+        self.load_seconds: dict[str, float] = {}
+        # One generation at a time per engine (and so per device): diffusers pipelines are not re-entrant.
+        self.busy = threading.Lock()
+        self._load_lock = threading.RLock()
+
+    # ----------------------------------------------------------------- references and preflight
+    def ref(self, role: str) -> ComponentRef:
+        ms = self.models
+        if role in BASE_PARTS or role in ("scheduler", "safety_checker", "feature_extractor"):
+            if role == "vae" and ms.vae is not None:
+                return ms.vae
+            return ComponentRef(role, ms.base.kind, ms.base.location, ms.base.subfolder, ms.base.config).with_subfolder(role) \
+                if ms.base.kind != "file" else ComponentRef(role, "file", ms.base.location, config=ms.base.config)
+        if role.startswith("controlnet:"):
+            return self.models.controlnet(role.split(":", 1)[1])
+        if role == "motion_adapter":
+            if ms.motion_adapter is None:
+                raise SettingsError("motion_adapter", None, "a motion adapter in the model set for temporal runs")
+            return ms.motion_adapter
+        raise SettingsError("role", role, "unet, vae, text_encoder, tokenizer, controlnet:<kind> or motion_adapter")
+
+    def roles_for(self, control_kinds: Iterable[str], temporal: bool = False, safety_checker: bool = False) -> list[str]:
+        roles = list(BASE_PARTS) + [f"controlnet:{k}" for k in control_kinds]
+        if temporal:
+            roles.append("motion_adapter")
+        if safety_checker:
+            roles += ["safety_checker", "feature_extractor"]
+        return roles
+
+    def preflight(self, roles: Iterable[str]) -> list[ComponentStatus]:
+        """Check that every component a run needs is on disk (or may be downloaded) before anything loads."""
+        from .models.loading import hub_offline
+
+        statuses, missing = [], []
+        for role in roles:
+            if role in self._components:
+                continue
+            status = locate(self.ref(role))
+            statuses.append(status)
+            if not status.present and (status.ref.kind != "hub" or hub_offline()):
+                missing.append(status)
+        if missing:
+            raise missing_weights_error(missing, self.models.name)
+        return statuses
+
+    # ----------------------------------------------------------------- components
+    def component(self, role: str) -> Any:
+        """Load a component once; later calls return the same object."""
+        with self._load_lock:
+            if role in self._components:
+                return self._components[role]
+            start = time.perf_counter()
+            module = self._load(role)
+            if hasattr(module, "to") and self.plan.offload == "none" and role != "tokenizer":
+                module = module.to(self.plan.device)
+            if hasattr(module, "eval"):
+                module.eval()
+                module.requires_grad_(False)
+            self._components[role] = module
+            self.load_seconds[role] = time.perf_counter() - start
+            return module
+
+    def _load(self, role: str) -> Any:
+        import diffusers
+        import transformers
+
+        ref = self.ref(role)
+        dtype = self.plan.torch_dtype
+        if ref.kind == "file" and role in BASE_PARTS:
+            return self._load_from_base_file(role)
+        classes = {
+            "unet": diffusers.UNet2DConditionModel,
+            "vae": diffusers.AutoencoderKL,
+            "text_encoder": transformers.CLIPTextModel,
+            "tokenizer": transformers.CLIPTokenizer,
+            "motion_adapter": diffusers.MotionAdapter,
+            "feature_extractor": transformers.CLIPImageProcessor,
+        }
+        if role.startswith("controlnet:"):
+            cls = diffusers.ControlNetModel
+        elif role == "safety_checker":
+            from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker as cls
+        else:
+            cls = classes[role]
+        if role == "feature_extractor":
+            return cls.from_pretrained(ref.location if ref.kind != "hub" else ref.location,
+                                       **({"subfolder": ref.subfolder} if ref.subfolder else {}))
+        return load_component(ref, cls, dtype=dtype, allow_pickle=self.allow_pickle)
+
+    def _load_from_base_file(self, role: str) -> Any:
+        """An A1111-style single checkpoint holds the UNet, VAE and text encoder together: convert it once."""
+        import diffusers
+
+        ref = self.ref(role)
+        if ref.location.lower().endswith((".ckpt", ".pt", ".pth", ".bin")) and not self.allow_pickle:
+            from .models.loading import _check_pickle
+            _check_pickle(ref, False)
+        pipe = diffusers.StableDiffusionPipeline.from_single_file(
+            ref.location, config=ref.config, torch_dtype=self.plan.torch_dtype, safety_checker=None,
+            local_files_only=True)
+        for part in BASE_PARTS:
+            if part == "vae" and self.models.vae is not None:
+                continue
+            self._components.setdefault(part, getattr(pipe, part))
+        self._scheduler_config = dict(pipe.scheduler.config)
+        return getattr(pipe, role)
+
+    def scheduler_config(self) -> dict[str, Any]:
+        if self._scheduler_config is None:
+            ref = self.ref("scheduler")
+            from diffusers import DDIMScheduler
+
+            if ref.kind == "folder":
+                config = DDIMScheduler.load_config(ref.location)
+            else:
+                config = DDIMScheduler.load_config(ref.location, subfolder=ref.subfolder, local_files_only=True)
+            self._scheduler_config = dict(config)
+        return self._scheduler_config
+
+    def loaded_roles(self) -> list[str]:
+        return list(self._components)
+
+    # ----------------------------------------------------------------- pipelines
+    def static_pipeline(self, control_kinds: tuple[str, ...], *, safety_checker: bool = False) -> Any:
+        """A ControlNet img2img pipeline over the shared components (plain img2img with no control units)."""
+        import diffusers
+        from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+
+        key = ("static", tuple(control_kinds), safety_checker)
+        if key in self._pipelines:
+            return self._pipelines[key]
+        self.preflight(self.roles_for(control_kinds, safety_checker=safety_checker))
+        parts = {name: self.component(name) for name in BASE_PARTS}
+        extra = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+        if safety_checker:
+            extra = {"safety_checker": self.component("safety_checker"),
+                     "feature_extractor": self.component("feature_extractor"), "requires_safety_checker": True}
+        scheduler = diffusers.DDIMScheduler.from_config(self.scheduler_config())
+        if control_kinds:
+            controlnet = MultiControlNetModel([self.component(f"controlnet:{k}") for k in control_kinds])
+            pipe = diffusers.StableDiffusionControlNetImg2ImgPipeline(**parts, scheduler=scheduler, controlnet=controlnet,
+                                                                      **extra)
+        else:
+            pipe = diffusers.StableDiffusionImg2ImgPipeline(**parts, scheduler=scheduler, **extra)
+        self._apply_plan(pipe)
+        pipe.set_progress_bar_config(disable=True)
+        self._pipelines[key] = pipe
+        return pipe
+
+    def _apply_plan(self, pipe: Any) -> None:
+        plan = self.plan
+        if plan.offload == "model":
+            pipe.enable_model_cpu_offload()
+        elif plan.offload == "sequential":
+            pipe.enable_sequential_cpu_offload()
+        if plan.attention_slicing:
+            pipe.enable_attention_slicing()
+        vae = pipe.vae
+        if plan.vae_slicing and hasattr(vae, "enable_slicing"):
+            vae.enable_slicing()
+        if plan.vae_tiling and hasattr(vae, "enable_tiling"):
+            vae.enable_tiling()
+
+    def describe(self) -> dict[str, Any]:
+        return {"models": self.models.to_dict(), "hardware": self.plan.to_dict(), "loaded": self.loaded_roles(),
+                "load_seconds": {k: round(v, 3) for k, v in self.load_seconds.items()}}
+
+
+_ENGINES: dict[tuple, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def get_engine(models: ModelSet | str | os.PathLike | None = "realistic-vision", *, device: str = "auto",
+               offload: str = "auto", dtype: str | None = None, allow_pickle: bool = False) -> Engine:
+    """The session's engine for a model set and device: a second run with the same model set loads nothing."""
+    modelset = resolve_modelset(models)
+    key = (repr(modelset.to_dict()), device, offload, dtype, allow_pickle)
+    with _ENGINES_LOCK:
+        if key not in _ENGINES:
+            _ENGINES[key] = Engine(modelset, device=device, offload=offload, dtype=dtype, allow_pickle=allow_pickle)
+        return _ENGINES[key]

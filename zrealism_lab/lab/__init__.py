@@ -1,0 +1,16 @@
+"""The interactive lab for JupyterLab: `Lab(preset="tiny", size=64, steps=6)` paints at once; models load on the
+first Run. `state` (no widgets) holds the rules, `runner` the worker thread, `app` the widgets."""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Lab"]
+
+
+def __getattr__(name: str) -> Any:
+    # ipywidgets is imported only when the Lab itself is asked for, so the state machine imports without it.
+    if name == "Lab":
+        from .app import Lab
+
+        return Lab
+    raise AttributeError(f"module 'zrealism_lab.lab' has no attribute {name!r}")

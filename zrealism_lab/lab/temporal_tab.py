@@ -1,0 +1,179 @@
+"""The lab's Temporal tab: a short clip from the current source (or the last still) with AnimateDiff, when the
+temporal engine (zrealism_lab.temporal) is installed; otherwise the tab says so and offers nothing to press."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from ..errors import SettingsError
+from .fields import SpecField
+from .media import figure_png, video_html
+from .runner import JobContext, Outcome
+from .state import BUSY_MESSAGE, format_seconds, summarize_error
+from .views import message_html, pre_html
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .app import Lab
+
+# The motion settings this tab shows; everything else comes from the Controls tab.
+TEMPORAL_FIELDS = ("frames", "fps", "motion_prompt", "context_length", "context_stride", "scheduler")
+ANIMATE_CHOICES = (("the source (prepared like a still run)", "source"), ("the last still output", "still"))
+
+
+def temporal_module() -> Any | None:
+    """zrealism_lab.temporal when it is installed and offers run_temporal (its import loads no torch)."""
+    if importlib.util.find_spec("zrealism_lab.temporal") is None:
+        return None
+    module = importlib.import_module("zrealism_lab.temporal")
+    needed = ("run_temporal", "TemporalSettings", "TEMPORAL_SPECS")
+    return module if all(hasattr(module, name) for name in needed) else None
+
+
+class TemporalPanel:
+    def __init__(self, lab: "Lab") -> None:
+        self.lab = lab
+        self.note = _classed(w.HTML(""), "zr-temporal-note")
+        try:
+            self.module = temporal_module()
+            problem = ""
+        except Exception as exc:  # noqa: BLE001 - a broken optional engine must not stop the lab from painting
+            self.module, problem = None, summarize_error(exc).short
+        self.fields: dict[str, SpecField] = {}
+        self.run_button = _classed(w.Button(description="Run clip", button_style="primary", icon="film"),
+                                   "zr-temporal-run")
+        self.message = _classed(w.HTML(""), "zr-temporal-message")
+        self.player = _classed(w.HTML(""), "zr-clip-player")
+        self.metrics = _classed(w.HTML(""), "zr-temporal-metrics")
+        self.curves = _classed(w.Image(format="png", layout=w.Layout(display="none")), "zr-temporal-curves")
+        if self.module is None:
+            reason = problem or "the temporal engine (zrealism_lab.temporal) is not installed in this version"
+            self.note.value = message_html(f"Clips are not available: {reason}. Stills work as usual.", "warn")
+            self.run_button.disabled = True
+            self.widget = w.VBox([self.note])
+            return
+        defaults = self.module.TemporalSettings()
+        specs = self.module.TEMPORAL_SPECS
+        for name in TEMPORAL_FIELDS:
+            kind = "textarea" if name == "motion_prompt" else "auto"
+            self.fields[name] = SpecField(specs[name], getattr(defaults, name), kind=kind)
+        self.fields["frames"].value = max(int(specs["frames"].minimum), 8)
+        self.animate = _classed(w.Dropdown(options=list(ANIMATE_CHOICES), value="source", description="animate"),
+                                "zr-temporal-animate")
+        self.note.value = message_html(
+            "A short clip (AnimateDiff + the ControlNets): the Controls tab's prompt, control units, strength, steps, "
+            "CFG, seed, size and colour anchoring apply, plus these motion settings. Progress shows in the bar above; "
+            "Cancel works the same.", "info")
+        self.run_button.on_click(lambda _: self.run())
+        self.widget = w.VBox([self.note, self.animate, *[f.row for f in self.fields.values()], self.run_button,
+                              self.message, self.player, self.metrics, self.curves])
+
+    @property
+    def available(self) -> bool:
+        return self.module is not None
+
+    def settings(self) -> Any:
+        """TemporalSettings: the still settings plus this tab's fields, checked as the CLI checks them."""
+        still = self.lab.current_settings()
+        names = {name for name in self.module.TEMPORAL_SPECS} | {"controls"}
+        values = {k: v for k, v in still.to_dict().items() if k in names}
+        values["controls"] = still.controls
+        for name, field in self.fields.items():
+            problem = field.validate()
+            if problem:
+                raise SettingsError(name, field.value, problem.removeprefix("expected "))
+            values[name] = field.value
+        try:
+            return self.module.TemporalSettings(**values).validated()
+        except SettingsError as exc:
+            if exc.name in self.fields:
+                self.fields[exc.name].show(f"expected {exc.allowed}")
+            raise
+
+    def run(self) -> bool:
+        lab = self.lab
+        if lab.runner.busy:
+            self.message.value = message_html(BUSY_MESSAGE, "warn")
+            return False
+        try:
+            settings = self.settings()
+            source = lab._source_value
+            if self.animate.value == "still":
+                source = lab.last_result
+                if source is None:
+                    raise SettingsError("animate", "the last still", "a still made in this session",
+                                        "Press Run first, or animate the source.")
+        except Exception as exc:  # noqa: BLE001 - shown under the button
+            self.message.value = message_html(f"Not started: {summarize_error(exc).short}", "error")
+            return False
+        preset, out_dir, label = lab.preset, lab.out_dir, lab._source_label
+        run_temporal = self.module.run_temporal
+
+        def job(ctx: JobContext) -> Any:
+            engine = lab._get_engine(ctx, preset)
+            return run_temporal(source, settings, engine=engine, out_dir=out_dir, on_step=ctx.report,
+                                cancel=ctx.cancel, preview_every=lab.preview_every)
+
+        def finish(outcome: Outcome) -> None:
+            status = outcome.status
+            lab.history.add(status if status != "completed" else "completed", settings, f"clip of {label}",
+                            outcome.seconds, result=outcome.result, kind="temporal",
+                            error=None if outcome.error is None else summarize_error(outcome.error).short)
+            if status == "completed":
+                self.show(outcome.result)
+                lab._say(f"clip done in {format_seconds(outcome.seconds)}", "ok")
+                self.message.value = message_html(f"clip done in {format_seconds(outcome.seconds)}", "ok")
+            else:
+                lab._show_failure(outcome)
+                self.message.value = message_html(summarize_error(outcome.error).short,
+                                                  "warn" if status == "cancelled" else "error")
+            lab._refresh_history()
+
+        started = lab._start(job, finish, "running a clip ...")
+        if started:
+            self.message.value = message_html("running: progress is in the bar above", "info")
+        return started
+
+    def show(self, result: Any) -> None:
+        """Play a TemporalResult's clip, with its temporal metrics and per-frame curves."""
+        mp4 = clip_bytes(result)
+        self.player.value = video_html(mp4) if mp4 else "<i>this clip has no MP4 to play</i>"
+        metrics = getattr(result, "metrics", None)
+        self.metrics.value = "" if metrics is None else pre_html(metrics.as_table(), "zr-temporal-metric-table")
+        series = getattr(metrics, "series", None)
+        if series:
+            try:
+                from ..plots import plot_temporal_curves
+
+                self.curves.value = figure_png(plot_temporal_curves(series))
+                self.curves.layout.display = ""
+            except Exception:  # noqa: BLE001 - the clip and its numbers matter more than the figure
+                self.curves.layout.display = "none"
+
+
+def clip_bytes(result: Any) -> bytes | None:
+    """The clip's MP4: the run folder's clip.mp4, or one encoded now when the run wrote no folder."""
+    run_dir = getattr(result, "run_dir", None)
+    if run_dir is not None and (Path(run_dir) / "clip.mp4").is_file():
+        return (Path(run_dir) / "clip.mp4").read_bytes()
+    frames = getattr(result, "frames", None)
+    if not frames:
+        return None
+    from ..video import write_mp4
+
+    with tempfile.TemporaryDirectory(prefix="zrealism-clip-") as folder:
+        path = Path(folder) / "clip.mp4"
+        write_mp4(frames, path, result.fps)
+        return path.read_bytes()
+
+
+def _classed(widget: w.Widget, css: str) -> w.Widget:
+    widget.add_class(css)
+    return widget
+
+
+__all__ = ["TemporalPanel", "clip_bytes", "temporal_module"]

@@ -1,0 +1,157 @@
+"""Loading model components from hub ids, local diffusers folders or single .safetensors files.
+
+The same code loads the real weights and the tiny bundle. Safetensors is the default everywhere; pickle checkpoints
+(.ckpt/.bin/.pt/.pth) run arbitrary code when loaded, so they are refused unless the caller opts in with allow_pickle.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import MissingWeightsError, UnsafeCheckpointError
+from .modelset import PICKLE_SUFFIXES, ComponentRef
+
+WEIGHT_SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    role: str
+    ref: ComponentRef
+    present: bool
+    path: str | None  # where the files are on disk, when present
+    size_bytes: int
+    detail: str = ""
+
+    def line(self) -> str:
+        size = f"{self.size_bytes / 2**20:9.1f} MB" if self.present else "        -   "
+        state = "present" if self.present else "MISSING"
+        return f"{self.role:26s} {state:8s} {size}  {self.ref.describe()}" + (f"  ({self.detail})" if self.detail else "")
+
+
+def _folder_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())  # stat follows the hub cache's symlinks
+
+
+def cached_hub_folder(repo: str, subfolder: str | None = None) -> Path | None:
+    """The local snapshot of a hub repo (and subfolder) if it is in the hub cache, else None. Never uses the network."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        root = Path(snapshot_download(repo, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+    folder = root / subfolder if subfolder else root
+    return folder if folder.exists() else None
+
+
+def locate(ref: ComponentRef) -> ComponentStatus:
+    """Where a component is on this machine, without loading it or touching the network."""
+    if ref.kind == "hub":
+        folder = cached_hub_folder(ref.location, ref.subfolder)
+        if folder is None:
+            return ComponentStatus(ref.role, ref, False, None, 0, "not in the local hub cache")
+        return ComponentStatus(ref.role, ref, True, str(folder), _folder_size(folder))
+    path = Path(ref.location)
+    if not path.exists():
+        return ComponentStatus(ref.role, ref, False, None, 0, "no such " + ("file" if ref.kind == "file" else "folder"))
+    if ref.kind == "folder" and not any(path.glob("*.json")):
+        return ComponentStatus(ref.role, ref, False, None, 0, "folder has no config .json files")
+    return ComponentStatus(ref.role, ref, True, str(path), _folder_size(path))
+
+
+def missing_weights_error(statuses: list[ComponentStatus], preset: str | None = None) -> MissingWeightsError:
+    """One short message for every missing component: what, where we looked, how to provide it."""
+    lines = ["Model weights are missing" + (" (the hub cannot be reached: offline mode)" if hub_offline() else "") + ":"]
+    for status in statuses:
+        lines.append(f"  - {status.role}: looked for {status.ref.describe()}: {status.detail or 'not found'}")
+    lines.append("To provide them: " + (f"run `zrealism models download {preset}` on a machine with internet access, or "
+                                        if preset and preset != "tiny" else "")
+                 + "point the component at local files (a diffusers folder or a .safetensors file), e.g. "
+                   "`--component controlnet:openpose=PATH` on the CLI or ModelSet.with_component(role, PATH) in Python.")
+    lines.append("Without any weights, `--preset tiny` runs every path offline on random weights.")
+    return MissingWeightsError("\n".join(lines))
+
+
+def _check_pickle(ref: ComponentRef, allow_pickle: bool) -> None:
+    path = Path(ref.location)
+    if ref.kind == "file":
+        bad = path.suffix.lower() in PICKLE_SUFFIXES
+    elif ref.kind == "folder" and path.is_dir():
+        files = [f for f in path.iterdir() if f.suffix.lower() in WEIGHT_SUFFIXES]
+        bad = bool(files) and not any(f.suffix == ".safetensors" for f in files)
+    else:
+        bad = False
+    if bad and not allow_pickle:
+        raise UnsafeCheckpointError(
+            f"{ref.role}: {ref.location} holds only pickle weights ({', '.join(PICKLE_SUFFIXES)}), which can run "
+            "arbitrary code when loaded. Convert it to .safetensors, or, if you trust its source, opt in with "
+            "allow_pickle=True (CLI: --allow-pickle).")
+
+
+def load_component(ref: ComponentRef, cls: Any, *, dtype: Any = None, allow_pickle: bool = False) -> Any:
+    """Load one diffusers/transformers component class from a reference."""
+    _check_pickle(ref, allow_pickle)
+    kwargs: dict[str, Any] = {}
+    is_tokenizer = "Tokenizer" in cls.__name__
+    if dtype is not None and not is_tokenizer:
+        kwargs["torch_dtype"] = dtype
+    if not is_tokenizer and not allow_pickle:
+        kwargs["use_safetensors"] = True
+    if ref.kind == "file":
+        return _load_single_file(ref, cls, dtype=dtype)
+    if ref.kind == "folder":
+        status = locate(ref)
+        if not status.present:
+            raise missing_weights_error([status])
+        return cls.from_pretrained(ref.location, **kwargs)
+    if ref.subfolder:
+        kwargs["subfolder"] = ref.subfolder
+    try:  # the local cache first, so cached weights never need the network
+        return cls.from_pretrained(ref.location, local_files_only=True, **kwargs)
+    except (OSError, ValueError):
+        if hub_offline():
+            raise missing_weights_error([locate(ref)]) from None
+    try:
+        return cls.from_pretrained(ref.location, **kwargs)
+    except (OSError, ValueError) as exc:
+        status = ComponentStatus(ref.role, ref, False, None, 0, f"download failed: {str(exc).splitlines()[0][:200]}")
+        raise missing_weights_error([status]) from None
+
+
+def _load_single_file(ref: ComponentRef, cls: Any, *, dtype: Any = None) -> Any:
+    """A single .safetensors file: diffusers-format keys load into the model built from its config; original
+    (A1111/LDM) checkpoints go through diffusers' own single-file converters."""
+    path = Path(ref.location)
+    if not path.is_file():
+        raise missing_weights_error([locate(ref)])
+    config = ref.config or (str(path.parent) if (path.parent / "config.json").exists() else None)
+    if config is not None and hasattr(cls, "from_config"):
+        from safetensors.torch import load_file
+
+        model = cls.from_config(cls.load_config(config, local_files_only=True))
+        state = load_file(str(path))
+        if set(state) == set(model.state_dict()):
+            model.load_state_dict(state, strict=True)
+            return model.to(dtype) if dtype is not None else model
+    if not hasattr(cls, "from_single_file"):
+        raise MissingWeightsError(f"{ref.role}: {path} is not in diffusers layout and {cls.__name__} cannot be "
+                                  "converted from a single file; give a diffusers folder instead.")
+    kwargs: dict[str, Any] = {"torch_dtype": dtype} if dtype is not None else {}
+    if config:
+        kwargs["config"] = config
+    try:
+        return cls.from_single_file(str(path), local_files_only=hub_offline() or config is not None, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise MissingWeightsError(
+            f"{ref.role}: could not convert the single-file checkpoint {path}: {str(exc).splitlines()[0][:200]}\n"
+            "Give its diffusers config with config=FOLDER (a diffusers folder of the same architecture).") from None
