@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from zrealism_lab.samples import sample_path
 from browser_support import ROOT, chromium_path, launch_chromium, run_all_cells, screenshot, start_jupyterlab, \
     wait_kernel_idle
 
@@ -66,11 +67,21 @@ def test_lab_paints_with_sample_analysis(lab_page):
     page.wait_for_selector(".zr-analysis :text('confidence')", timeout=60_000)
     assert "transparent" in page.inner_text(".zr-analysis")
     screenshot(page, "lab-01-painted")
+    # a real upload through the FileUpload widget: decoded by intake, analysed, and used by the runs below
+    with page.expect_file_chooser() as chooser:
+        page.click(".zr-upload")
+    chooser.value.set_files(str(sample_path("light")))
+    page.wait_for_selector(".zr-source-message :text('upload light.png')", timeout=30_000)
+    page.wait_for_selector(".zr-analysis :text('background: light')", timeout=30_000)
+    screenshot(page, "lab-01a-uploaded")
     page.click(".zr-tabs .lm-TabBar-tab:has-text('Model')")
     # a fresh cache: the tiny bundle is not built yet, and the tab says the first Run builds it
     page.wait_for_selector(".zr-model-status :text('first Run builds it')", timeout=30_000)
     assert "decided when the model loads" in page.inner_text(".zr-device")
     screenshot(page, "lab-01b-model")
+    page.click(".zr-tabs .lm-TabBar-tab:has-text('Temporal')")
+    page.wait_for_selector(".zr-temporal-note", timeout=10_000)
+    screenshot(page, "lab-01c-temporal")
 
 
 def test_run_reaches_the_end_and_shows_the_output(lab_page):

@@ -2,6 +2,7 @@
 validation and error summaries, and a headless Lab() driving real tiny runs (done, cancelled, invalid settings)."""
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 import sys
@@ -335,7 +336,7 @@ def test_headless_lab_cancel_stops_within_a_step_and_records_it(lab):
     entry = lab.history.entries[-1]
     assert entry.status == "cancelled" and entry.run_dir is not None
     assert json.loads((Path(entry.run_dir) / "record.json").read_text())["status"] == "cancelled"
-    assert "record says 'cancelled'" in lab.message.value
+    assert "record says 'cancelled'" in html.unescape(lab.message.value)
     # the engine is usable again after a cancel: a short run completes
     lab.fields["steps"].value = 2
     assert lab.run() and lab.wait(120)
@@ -345,6 +346,23 @@ def test_headless_lab_cancel_stops_within_a_step_and_records_it(lab):
     assert "zr-compare-table" in lab.compare_view.children[0].children[1].value
     lab.show_run(completed[0])
     assert f"#{completed[0]}" in lab.results_title.value
+
+
+@pytest.mark.slow
+def test_headless_lab_temporal_tab_plays_a_clip(lab):
+    panel = lab.temporal
+    assert panel.available, panel.note.value
+    lab.fields["steps"].value = 2
+    panel.fields["frames"].value = 8
+    panel.fields["context_length"].value = 8
+    assert panel.run()
+    assert lab.wait(180)
+    assert lab.runner.state.phase is Phase.DONE, lab.message.value + lab.error_text.value
+    assert panel.player.value.startswith("<video") and "data:video/mp4;base64," in panel.player.value
+    entry = lab.history.entries[-1]
+    assert entry.kind == "temporal" and entry.status == "completed" and len(entry.result.frames) == 8
+    panel.fields["context_stride"].value = 8  # must be below the context length
+    assert not panel.run() and "context_stride" in panel.message.value
 
 
 def test_headless_lab_refuses_invalid_settings_and_bad_uploads(lab):
@@ -363,3 +381,37 @@ def test_headless_lab_refuses_invalid_settings_and_bad_uploads(lab):
     source = lab._source_label
     lab._use_upload("broken.png", b"definitely not an image")
     assert "broken.png" in lab.source_message.value and lab._source_label == source
+
+
+@pytest.mark.slow
+def test_headless_lab_shows_a_failed_run_as_a_short_message(lab, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setenv("ZREALISM_ANNOTATOR_DIR", str(tmp_path / "no-annotators"))
+    lab.unit_rows["openpose"].enabled.value = True  # its detector needs weights that are not on this machine
+    try:
+        assert lab.run()
+        assert lab.wait(120)
+    finally:
+        lab.unit_rows["openpose"].enabled.value = False
+    assert lab.runner.state.phase is Phase.ERROR
+    message = html.unescape(lab.message.value)
+    assert "openpose" in message.lower() and "Traceback" not in message and len(message) < 1500
+    assert lab.error_details.layout.display == "" and lab.error_details.selected_index is None  # collapsed
+    assert "Traceback" in lab.error_text.value
+    assert lab.history.entries[-1].status == "failed"
+
+
+def test_headless_lab_model_tab_says_what_is_missing(lab, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    lab.preset_picker.value = "realistic-vision"  # offline, with an empty hub cache
+    assert lab._status_jobs.wait(30)
+    status = html.unescape(lab.model_status.value)
+    assert "missing" in status and "zrealism models download realistic-vision" in status
+    assert lab.unit_rows["openpose"].enabled.value  # the preset's default units follow the picker
+    lab.preset_picker.value = "tiny"
+    assert lab._status_jobs.wait(30)
+    assert not lab.unit_rows["openpose"].enabled.value and lab.unit_rows["canny"].enabled.value

@@ -158,43 +158,42 @@ def _perturb_safetensors(path) -> None:
     save_file(tensors, path, metadata={"format": "pt"})
 
 
-def test_changed_weights_are_named_before_running(tiny_bundle, sample_64, small_settings, tmp_path):
+@pytest.fixture(scope="module")
+def own_bundle_run(tiny_bundle, sample_64, tmp_path_factory):
+    """A run on a private copy of the tiny bundle, whose VAE is then changed on disk."""
     from zrealism_lab.engine import get_engine
+    from zrealism_lab.settings import StaticSettings
 
-    bundle = tmp_path / "bundle"
+    root = tmp_path_factory.mktemp("own-bundle")
+    bundle = root / "bundle"
     shutil.copytree(tiny_bundle, bundle)
-    engine = get_engine(str(bundle), device="cpu")
-    first = run_static(sample_64, small_settings, engine=engine, out_dir=tmp_path / "runs")
-    (weights,) = (bundle / "controlnet" / "canny").glob("*.safetensors")
-    _perturb_safetensors(weights)
-
-    with pytest.raises(ChangedWeightsError) as info:
-        rerun(first.run_dir, tmp_path / "again")
-    message = str(info.value)
-    assert "controlnet:canny" in message and weights.name in message and "allow_changed_weights" in message
-    assert "unet" not in message  # only the component that changed is named
-    assert not (tmp_path / "again").exists()  # refused before any run folder was made
-
-    allowed = rerun(first.run_dir, tmp_path / "again", allow_changed_weights=True)
-    assert allowed.weight_changes and allowed.weight_changes[0].startswith("controlnet:canny")
-    assert any("changed weights" in note for note in allowed.notes)
-
-
-def test_rerun_cli_refuses_changed_weights_unless_allowed(tiny_bundle, sample_64, small_settings, tmp_path, capsys):
-    from zrealism_lab.cli import main
-    from zrealism_lab.engine import get_engine
-
-    bundle = tmp_path / "bundle"
-    shutil.copytree(tiny_bundle, bundle)
-    first = run_static(sample_64, small_settings.replace(controls=()), engine=get_engine(str(bundle), device="cpu"),
-                       out_dir=tmp_path / "runs")
+    settings = StaticSettings(size=64, steps=4, strength=0.5, detect_resolution=64, controls=())
+    first = run_static(sample_64, settings, engine=get_engine(str(bundle), device="cpu"), out_dir=root / "runs")
     (weights,) = (bundle / "vae").glob("*.safetensors")
     _perturb_safetensors(weights)
-    assert main(["rerun", str(first.run_dir), "--out", str(tmp_path / "again"), "--quiet"]) == 2
-    assert "vae:" in capsys.readouterr().err
-    code = main(["rerun", str(first.run_dir), "--out", str(tmp_path / "again"), "--quiet", "--allow-changed-weights"])
+    return first, weights, root
+
+
+def test_changed_weights_are_named_before_running(own_bundle_run):
+    first, weights, root = own_bundle_run
+    with pytest.raises(ChangedWeightsError) as info:
+        rerun(first.run_dir, root / "refused")
+    message = str(info.value)
+    assert "vae: " + weights.name in message and "allow_changed_weights" in message
+    assert "unet" not in message and "text_encoder" not in message  # only the component that changed is named
+    assert not (root / "refused").exists()  # refused before any run folder was made
+
+
+def test_rerun_cli_refuses_changed_weights_unless_allowed(own_bundle_run, capsys):
+    from zrealism_lab.cli import main
+
+    first, weights, root = own_bundle_run
+    assert main(["rerun", str(first.run_dir), "--out", str(root / "again"), "--quiet"]) == 2
+    assert "vae: " + weights.name in capsys.readouterr().err and not (root / "again").exists()
+    code = main(["rerun", str(first.run_dir), "--out", str(root / "again"), "--quiet", "--allow-changed-weights"])
+    out = capsys.readouterr().out
     assert code == 1  # it ran, on the changed VAE, so the pictures differ
-    assert "weights changed: vae" in capsys.readouterr().out
+    assert "weights changed: vae" in out and "output.png: different" in out
 
 
 # ----------------------------------------------------------------- temporal rerun
@@ -203,7 +202,7 @@ def test_rerun_cli_refuses_changed_weights_unless_allowed(tiny_bundle, sample_64
 def test_temporal_rerun_repeats_every_frame(tiny_engine, sample_64, tmp_path):
     from zrealism_lab.temporal import TemporalSettings, run_temporal
 
-    settings = TemporalSettings(size=64, frames=8, steps=4, detect_resolution=64, seed=5)
+    settings = TemporalSettings(size=64, frames=8, steps=2, detect_resolution=64, seed=5)
     first = run_temporal(sample_64, settings, engine=tiny_engine, out_dir=tmp_path / "runs")
     assert missing_record_fields(first.record) == []
     frames = [name for name in first.record["outputs"] if name.startswith("frames/")]

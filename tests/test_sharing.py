@@ -77,8 +77,8 @@ def test_pipeline_output_is_bit_identical_to_an_independently_built_pipeline(eng
         **common, unet=unet, motion_adapter=adapter, controlnet=controlnet, scheduler=scheduler)
     assert ours.unet.conv_in.weight.data_ptr() == unet.conv_in.weight.data_ptr()
     assert theirs.unet.conv_in.weight.data_ptr() != unet.conv_in.weight.data_ptr()
-    video = [Image.fromarray(np.full((64, 64, 3), 30 * i, np.uint8)) for i in range(8)]
-    control = [Image.fromarray(np.full((64, 64, 3), 255 - 30 * i, np.uint8)) for i in range(8)]
+    video = [Image.fromarray(np.full((64, 64, 3), 40 * i, np.uint8)) for i in range(4)]
+    control = [Image.fromarray(np.full((64, 64, 3), 255 - 40 * i, np.uint8)) for i in range(4)]
 
     def run(pipe):
         pipe.set_progress_bar_config(disable=True)

@@ -23,6 +23,8 @@ def test_output_size_mode_and_result_parts(tiny_engine, small_settings, sample_6
     assert all(img.size == (64, 64) for img in result.control_images.values())
     assert result.context.analysis.kind == "transparent"
     assert result.metrics is not None and result.metrics.get("ssim_luma") is not None
+    assert 0.0 <= result.metrics.value("canny_f1") <= 1.0  # adherence: canny re-detected on the output
+    assert any("depth" in note for note in result.metrics.notes)  # the mask-made depth is not re-detected
     assert result.colour.delta_e_after <= result.colour.delta_e_before + 1e-6
 
 

@@ -105,7 +105,8 @@ def test_same_seed_same_frames_and_the_clip_follows_the_still(engine, sample):
     assert difference > 5
     stages = {e.stage for e in events}
     assert {"denoise", "decode"} <= stages
-    assert [e.step for e in events if e.stage == "denoise"] == list(range(1, sum(first.generation["denoise_steps"]) + 1))
+    steps = sum(first.generation["denoise_steps"])
+    assert [e.step for e in events if e.stage == "denoise"] == list(range(1, steps + 1))
     assert first.metrics is not None and first.colour is not None and len(first.colour) == 8
 
 
@@ -136,7 +137,8 @@ def test_clip_to_clip_uses_each_frames_own_controls_and_the_input_as_reference(e
     assert len(depth) == 4 and not np.array_equal(np.asarray(depth[0]), np.asarray(depth[-1]))
     assert "flicker_reference" in result.metrics.names()  # the input clip is measured as the reference
     record = result.record
-    assert record["mode"] == "clip" and record["clip"]["frames"] == 4 and record["colour"]["reference"] == "each input frame"
+    assert record["mode"] == "clip" and record["clip"]["frames"] == 4
+    assert record["colour"]["reference"] == "each input frame"
 
 
 def test_long_clip_runs_through_context_windows(engine, sample):

@@ -82,6 +82,13 @@ def engine_for(preset: str, device: str = "auto", offload: str = "auto") -> Any:
     return get_engine(preset, device=device, offload=offload)
 
 
+def check_weights(engine: Any, settings: Any, temporal: bool = False) -> None:
+    """Raise MissingWeightsError now, naming every missing component, rather than after the source is analysed."""
+    units = settings.controls if settings.controls is not None else engine.models.default_controls
+    engine.preflight(engine.roles_for([unit.kind for unit in units], temporal=temporal,
+                                      safety_checker=bool(getattr(settings, "safety_checker", False))))
+
+
 # ----------------------------------------------------------------- HTML pieces
 def image_html(image: Image.Image, caption: str | None = None, side: int = 192) -> str:
     from .lab.media import data_uri, display_png

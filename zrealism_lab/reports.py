@@ -201,7 +201,12 @@ def export_html(notebook: str | os.PathLike, target: str | os.PathLike) -> Path:
     exporter = HTMLExporter(template_name="lab", embed_images=True)
     body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
     target = Path(target)
-    from .records import atomic_write_bytes
-
-    atomic_write_bytes(target, offline_html(body).encode("utf-8"))
+    # Written beside the target and renamed into place (never half a page); a plain open keeps the user's umask,
+    # so the page is as readable as the notebook next to it.
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(3)}.part")
+    try:
+        partial.write_text(offline_html(body), encoding="utf-8")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target

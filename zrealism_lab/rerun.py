@@ -70,7 +70,7 @@ class RerunPlan:
     inputs: dict[str, Path]  # {"source": path} or, for clip -> clip runs, {"clip": path}
     settings: Any
     models: Any  # ModelSet
-    device: str
+    hardware: dict[str, Any]  # get_engine's device, offload and dtype
     notes: list[str] = field(default_factory=list)
 
 
@@ -123,8 +123,9 @@ def plan_rerun(record_dir: str | os.PathLike, *, image: str | os.PathLike | None
         # The tiny bundle is rebuilt from its seed on any machine; the hash check below proves it is the same.
         models = tiny_modelset()
         notes.append(f"the recorded tiny bundle folder is gone; using the one at {models.base.location}")
-    device = device or _recorded_device(record, notes)
-    return RerunPlan(folder, record, kind, inputs, settings, models, device, notes)
+    hardware = _recorded_hardware(record, notes) if device is None else {"device": device, "offload": "auto",
+                                                                          "dtype": None}
+    return RerunPlan(folder, record, kind, inputs, settings, models, hardware, notes)
 
 
 def _settings_from_record(settings_class: Any, record: dict[str, Any]) -> Any:
@@ -170,16 +171,18 @@ def _check_input(recorded: dict[str, Any], given: str | os.PathLike | None, what
     return path
 
 
-def _recorded_device(record: dict[str, Any], notes: list[str]) -> str:
+def _recorded_hardware(record: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """The recorded device, offload and dtype when this machine has that device, else this machine's defaults."""
     from .device import resolve_device
 
-    recorded = (record.get("hardware") or {}).get("device") or "auto"
+    recorded = record.get("hardware") or {}
     try:
-        return resolve_device(recorded)
+        device = resolve_device(recorded.get("device") or "auto")
     except SettingsError:
-        notes.append(f"the run used {recorded}, which this machine lacks: running on the best device here, so the "
-                     "pixels may differ slightly (kernels differ between devices)")
-        return "auto"
+        notes.append(f"the run used {recorded.get('device')}, which this machine lacks: running on the best device "
+                     "here, so the pixels may differ slightly (numerical kernels differ between devices)")
+        return {"device": "auto", "offload": "auto", "dtype": None}
+    return {"device": device, "offload": recorded.get("offload", "auto"), "dtype": recorded.get("dtype")}
 
 
 def check_weights(engine: Any, record: dict[str, Any]) -> list[str]:
@@ -199,10 +202,8 @@ def rerun(record_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     from .engine import get_engine
 
     plan = plan_rerun(record_dir, image=image, device=device)
-    hardware = plan.record.get("hardware") or {}
     if engine is None:
-        engine = get_engine(plan.models, device=plan.device, offload=hardware.get("offload", "auto"),
-                            dtype=hardware.get("dtype"))
+        engine = get_engine(plan.models, **plan.hardware)
     changes = check_weights(engine, plan.record)
     if changes and not allow_changed_weights:
         raise ChangedWeightsError(

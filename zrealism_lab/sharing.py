@@ -48,7 +48,8 @@ def build_shared_motion_unet(unet: Any, adapter: Any) -> Any:
              (model.up_blocks, unet.up_blocks, adapter.up_blocks)]
     for motion_blocks, blocks, adapter_blocks in pairs:
         if len(motion_blocks) != len(blocks) or len(adapter_blocks) != len(blocks):
-            raise SettingsError("motion_adapter", f"{len(adapter_blocks)} blocks", f"{len(blocks)} blocks like the UNet")
+            raise SettingsError("motion_adapter", f"{len(adapter_blocks)} blocks",
+                                f"{len(blocks)} blocks like the UNet")
         for i, (motion_block, block, adapter_block) in enumerate(zip(motion_blocks, blocks, adapter_blocks)):
             _share_block(motion_block, block, f"block {i}")
             _put_list(motion_block, "motion_modules", adapter_block.motion_modules, f"adapter block {i} motion_modules")
@@ -78,7 +79,8 @@ def _put_list(parent: Any, name: str, modules: Iterable[Any], label: str) -> Non
     modules = list(modules)
     skeleton = getattr(parent, name, None)
     if skeleton is None or len(skeleton) != len(modules):
-        raise SettingsError("motion_adapter", label, f"{0 if skeleton is None else len(skeleton)} modules like the skeleton")
+        expected = 0 if skeleton is None else len(skeleton)
+        raise SettingsError("motion_adapter", label, f"{expected} modules where the motion UNet expects them")
     for i, (empty, real) in enumerate(zip(skeleton, modules)):
         _check_shapes(empty, real, f"{label}[{i}]")
     setattr(parent, name, nn.ModuleList(modules))  # a fresh container holding the same module objects

@@ -121,6 +121,31 @@ def understand_source(source: Any, settings: StaticSettings, engine: Engine, *, 
     return SourceContext(loaded, analysis, prepared, maps, tuple(kept_units), prompt, negative, notes, timings)
 
 
+def adherence_request(context: SourceContext, engine: Engine) -> Any:
+    """Control adherence: re-run each unit's detector (same method and parameters) on the output and compare it
+    with the map that was fed in. Maps that never look at the image (the mask-inflated depth) are skipped."""
+    from .control import CONTROL_PROVIDERS
+    from .metrics.adherence import AdherenceRequest
+
+    units = {u.kind: u for u in context.units}
+
+    def lookup(kind: str):
+        cmap = context.control_maps[kind]
+        provider = CONTROL_PROVIDERS.get(kind)
+        if not provider.method(cmap.method).reads_image:
+            return None
+
+        def detect(image: Image.Image):
+            found = provider.detect(image, size=image.size, detect_resolution=max(image.size), method=cmap.method,
+                                    annotator_dir=_annotator_dir(engine), **dict(units[kind].params))
+            return found.keypoints if kind == "openpose" else found.image
+
+        return detect
+
+    fed = {kind: (cmap.keypoints if kind == "openpose" else cmap.image) for kind, cmap in context.control_maps.items()}
+    return AdherenceRequest(fed_maps=fed, provider_lookup=lookup)
+
+
 def _annotator_dir(engine: Engine) -> str | None:
     value = os.environ.get("ZREALISM_ANNOTATOR_DIR") or engine.models.annotators
     return value if value and Path(value).expanduser().is_dir() else None
@@ -195,7 +220,8 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
             from .metrics import evaluate_pair
 
             t = time.perf_counter()
-            metrics = evaluate_pair(context.prepared.image, colour.image, mask=context.prepared.mask)
+            metrics = evaluate_pair(context.prepared.image, colour.image, mask=context.prepared.mask,
+                                    adherence=adherence_request(context, engine))
             timings["metrics"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - total_start
         result = StaticResult(colour.image, raw, context, settings, colour, metrics, "completed", timings, notes,

@@ -606,7 +606,8 @@ def _evaluate(frames: list[Image.Image], inputs: TemporalInputs, notes: list[str
 
 
 def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *, clip: Any = None,
-                 engine: Engine | None = None, models: Any = "realistic-vision", out_dir: str | os.PathLike | None = None,
+                 engine: Engine | None = None, models: Any = "realistic-vision",
+                 out_dir: str | os.PathLike | None = None,
                  on_step: ProgressCallback | None = None, cancel: CancelToken | None = None, preview_every: int = 5,
                  evaluate: bool = True, device: str = "auto", offload: str = "auto") -> TemporalResult:
     """Animate a still or transform a clip.
@@ -744,12 +745,15 @@ def write_temporal(writer: Any, result: TemporalResult, engine: Engine) -> dict[
 
     inputs = result.inputs
     folder = Path(writer.folder)
-    videos = {}
-    for name, frames in (("clip.mp4", result.frames), ("clip_raw.mp4", result.raw_frames)):
-        videos[name] = write_mp4(frames, folder / name, result.fps)
+    videos: dict[str, Any] = {}
+
+    def keep(name: str, info: dict[str, Any]) -> None:
+        videos[name] = {**info, "path": name}  # relative, so the run folder can move
         writer.outputs[name] = sha256_file(folder / name)
-    videos["clip.gif"] = write_gif(result.frames, folder / "clip.gif", result.fps)
-    writer.outputs["clip.gif"] = sha256_file(folder / "clip.gif")
+
+    for name, frames in (("clip.mp4", result.frames), ("clip_raw.mp4", result.raw_frames)):
+        keep(name, write_mp4(frames, folder / name, result.fps))
+    keep("clip.gif", write_gif(result.frames, folder / "clip.gif", result.fps))
     settings_dict = result.settings.to_dict()
     settings_dict["controls"] = [u.to_dict() for u in inputs.units]
     text = {"parameters": a1111_parameters(inputs.prompt, inputs.negative_prompt, settings_dict, result.size),
@@ -763,8 +767,7 @@ def write_temporal(writer: Any, result: TemporalResult, engine: Engine) -> dict[
     else:
         writer.save_png("input_first_frame.png", inputs.frames[0])
         for kind, maps in inputs.control_frames.items():
-            videos[f"control_{kind}.mp4"] = write_mp4(maps, folder / f"control_{kind}.mp4", result.fps)
-            writer.outputs[f"control_{kind}.mp4"] = sha256_file(folder / f"control_{kind}.mp4")
+            keep(f"control_{kind}.mp4", write_mp4(maps, folder / f"control_{kind}.mp4", result.fps))
 
     record = writer._base_record(result.status, result.settings, engine)
     source: dict[str, Any] | None = None

@@ -44,12 +44,13 @@ def add_parser(run_subparsers: Any) -> argparse.ArgumentParser:
     add_generation_arguments(parser)
     # The shared arguments describe still-image defaults and ranges; show the temporal ones instead.
     for action in parser._actions:
-        if action.dest in TEMPORAL_SPECS and action.dest != "prompt" and action.help:
+        if action.dest in TEMPORAL_SPECS and action.dest not in ("prompt", "negative_prompt") and action.help:
             action.help = _help(TEMPORAL_SPECS[action.dest], getattr(d, action.dest))
     for name, flag in _TEMPORAL_FLAGS:
         spec = TEMPORAL_SPECS[name]
         parser.add_argument(flag, type=_integer(spec), default=None, help=_help(spec, getattr(d, name)))
-    parser.add_argument("--motion-prompt", default=None, help=_help(TEMPORAL_SPECS["motion_prompt"], repr(d.motion_prompt)))
+    parser.add_argument("--motion-prompt", default=None,
+                        help=_help(TEMPORAL_SPECS["motion_prompt"], repr(d.motion_prompt)))
     parser.add_argument("--free-init", action="store_true", default=None, help=TEMPORAL_SPECS["free_init"].help)
     parser.add_argument("--clip-fit", default=None, help=_help(TEMPORAL_SPECS["clip_fit"], d.clip_fit))
     parser.set_defaults(func=cmd_run_temporal)

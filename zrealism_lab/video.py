@@ -109,8 +109,9 @@ def read_clip(path: str | os.PathLike, every: int = 1, max_frames: int | None = 
     except IntakeError:
         raise
     except Exception as exc:  # a decoder failing half-way: the file is damaged
-        raise IntakeError(f"could not decode {p} ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}): "
-                          "the file is damaged or not a video; re-export it as MP4 (H.264) or GIF") from None
+        detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise IntakeError(f"could not decode {p} ({type(exc).__name__}: {detail}): the file is damaged or not a "
+                          "video; re-export it as MP4 (H.264) or GIF") from None
     finally:
         close = getattr(frames_iter, "close", None)
         if close is not None:
@@ -334,6 +335,7 @@ def probe_video(path: str | os.PathLike) -> dict[str, Any]:
         reader.close()
     frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
     codec = str(meta.get("codec", ""))
-    return {"codec": codec.split()[0] if codec else "", "codec_detail": codec, "pix_fmt": str(meta.get("pix_fmt", "")).split("(")[0],
+    pix_fmt = str(meta.get("pix_fmt", "")).split("(")[0]  # "yuv420p(progressive)" -> "yuv420p"
+    return {"codec": codec.split()[0] if codec else "", "codec_detail": codec, "pix_fmt": pix_fmt,
             "size": list(meta["size"]), "fps": float(meta.get("fps") or 0.0), "frames": int(frames),
             "seconds": float(seconds)}

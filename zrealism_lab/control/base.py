@@ -82,6 +82,7 @@ class MethodSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     check: Callable[[dict[str, Any]], None] | None = None  # range/choice checks beyond the types
     detect_multiple: int = 1  # detection sides are rounded to this multiple (64 for controlnet-aux detectors)
+    reads_image: bool = True  # False for maps made from the subject mask alone: re-detecting them measures nothing
 
 
 @dataclass(frozen=True, eq=False)  # identity equality: its fields hold dicts and functions

@@ -74,7 +74,8 @@ DEPTH = register_provider(ControlProvider(
             "inflate", "Inflated subject mask (no model)",
             "Depth shaped from the subject mask alone (distance to the silhouette edge, rounded and smoothed): "
             "no detail inside the silhouette, but it works without any checkpoint.",
-            needs_weights=False, run=_run_inflate, defaults={"floor": 0.2, "smooth": 0.01}, check=_check_inflate),
+            needs_weights=False, run=_run_inflate, defaults={"floor": 0.2, "smooth": 0.01}, check=_check_inflate,
+            reads_image=False),
     },
     default_method="midas",
 ))

@@ -240,7 +240,8 @@ class ErrorReport:
         return f"{self.title}: {self.message}" if self.message else self.title
 
 
-_SHORT_LIMIT = 400
+_SHORT_LIMIT = 400  # a foreign error's first line is cut here
+_OWN_LIMIT = 1500  # the lab's own messages are written to be read whole (what, allowed, what to do)
 
 
 def summarize_error(exc: BaseException) -> ErrorReport:
@@ -253,7 +254,7 @@ def summarize_error(exc: BaseException) -> ErrorReport:
         title = {"SettingsError": "Invalid setting", "IntakeError": "Cannot read the source",
                  "MissingWeightsError": "Model weights missing", "UnsafeCheckpointError": "Unsafe checkpoint",
                  "CancelledError": "Cancelled"}.get(type(exc).__name__, "Error")
-        message = text if len(text) <= _SHORT_LIMIT else first[:_SHORT_LIMIT] + " ..."
+        message = text if len(text) <= _OWN_LIMIT else text[:_OWN_LIMIT] + " ..."
     else:
         title = type(exc).__name__
         message = first[:_SHORT_LIMIT] + (" ..." if len(first) > _SHORT_LIMIT or len(lines) > 1 else "")

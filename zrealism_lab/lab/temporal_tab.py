@@ -58,11 +58,17 @@ class TemporalPanel:
             return
         defaults = self.module.TemporalSettings()
         specs = self.module.TEMPORAL_SPECS
+        from ..schedulers import SCHEDULERS
+
         for name in TEMPORAL_FIELDS:
             kind = "textarea" if name == "motion_prompt" else "auto"
-            self.fields[name] = SpecField(specs[name], getattr(defaults, name), kind=kind)
+            options = None
+            if name == "scheduler":  # the registry's labels for the names the temporal engine accepts
+                options = [(SCHEDULERS.get(n).label if n in SCHEDULERS else n, n) for n in specs[name].choices()]
+            self.fields[name] = SpecField(specs[name], getattr(defaults, name), kind=kind, options=options)
         self.fields["frames"].value = max(int(specs["frames"].minimum), 8)
-        self.animate = _classed(w.Dropdown(options=list(ANIMATE_CHOICES), value="source", description="animate"),
+        self.animate = _classed(w.Dropdown(options=list(ANIMATE_CHOICES), value="source", description="animate",
+                                           layout=w.Layout(width="420px")),
                                 "zr-temporal-animate")
         self.note.value = message_html(
             "A short clip (AnimateDiff + the ControlNets): the Controls tab's prompt, control units, strength, steps, "

@@ -1,0 +1,291 @@
+"""Sweep specs: base settings plus axes over any setting, expanded into fully specified, validated jobs.
+
+    {"image": "sample:transparent", "preset": "tiny",
+     "base": {"size": 64, "steps": 4},
+     "axes": {"strength": [0.5, 0.6, 0.7], "controls.depth.scale": [0.5, 1.0]},
+     "seeds": [0, 1]}
+
+Axes are a cartesian product in the order given: the first axis is the contact sheet's X, the second its Y and the
+rest its pages (Z). ``seeds`` is a shorthand for a last axis named ``seed``. An axis is a setting name of
+``StaticSettings`` (strength, cfg, seed, scheduler, colour_method, profile, ...), ``controls.KIND.FIELD`` for one
+control unit's scale, start, end or method, or ``controls`` itself (each value a unit list such as "depth,canny").
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..errors import SettingsError
+from ..settings import SPECS, UNIT_SPECS, ControlUnit, StaticSettings, control_unit_from
+
+SPEC_KEYS = ("image", "preset", "base", "axes", "seeds", "name")
+UNIT_AXIS_FIELDS = tuple(name for name in UNIT_SPECS if name != "kind")
+_AXIS_FORMS = ("a setting (" + ", ".join(SPECS) + "), 'controls', or controls.KIND.FIELD with FIELD one of "
+               + ", ".join(UNIT_AXIS_FIELDS))
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept setting and the values it takes, in order."""
+
+    name: str
+    values: tuple[Any, ...]
+
+    @property
+    def unit(self) -> tuple[str, str] | None:
+        """(kind, field) for a per-unit axis such as controls.depth.scale, else None."""
+        parts = self.name.split(".")
+        return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == "controls" else None
+
+    def label(self, value: Any) -> str:
+        return f"{self.name} = {format_value(value)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "values": [_jsonable(v) for v in self.values]}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One fully specified run of a sweep."""
+
+    index: int
+    coords: dict[str, Any]  # axis name -> value of this job
+    position: tuple[int, ...]  # index of each axis value, in axis order
+    settings: StaticSettings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "coords": {k: _jsonable(v) for k, v in self.coords.items()},
+                "position": list(self.position), "seed": self.settings.seed, "settings": self.settings.to_dict()}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What to sweep: a source image, a model preset, base settings and the axes."""
+
+    image: str  # a path or sample:NAME
+    preset: str = "tiny"
+    base: Mapping[str, Any] = field(default_factory=dict)
+    axes: tuple[Axis, ...] = ()
+    name: str | None = None
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, relative_to: str | os.PathLike | None = None) -> "SweepSpec":
+        """Build from a spec mapping; a relative image path is taken relative to ``relative_to`` (the spec's folder)."""
+        if not isinstance(data, Mapping):
+            raise SettingsError("sweep spec", data, "a mapping with the keys " + ", ".join(SPEC_KEYS))
+        unknown = sorted(set(data) - set(SPEC_KEYS))
+        if unknown:
+            raise SettingsError(unknown[0], data[unknown[0]], "one of the sweep spec keys " + ", ".join(SPEC_KEYS))
+        image = data.get("image")
+        if not isinstance(image, str) or not image:
+            raise SettingsError("image", image, "an image path or sample:NAME (transparent, dark, light, scenic)")
+        if relative_to is not None and not image.startswith("sample:") and not Path(image).expanduser().is_absolute():
+            image = str(Path(relative_to) / image)
+        preset = data.get("preset", "tiny")
+        if not isinstance(preset, str) or not preset:
+            raise SettingsError("preset", preset, "a preset name (tiny, realistic-vision) or a model folder")
+        base = data.get("base") or {}
+        if not isinstance(base, Mapping):
+            raise SettingsError("base", base, "a mapping of StaticSettings fields")
+        axes_data = data.get("axes") or {}
+        if not isinstance(axes_data, Mapping):
+            raise SettingsError("axes", axes_data, "a mapping of setting name -> list of values")
+        axes = [_axis(name, values) for name, values in axes_data.items()]
+        seeds = data.get("seeds")
+        if seeds is not None:
+            if "seed" in axes_data:
+                raise SettingsError("seeds", seeds, "either a 'seeds' list or a 'seed' axis, not both")
+            axes.append(_axis("seed", seeds))
+        name = data.get("name")
+        if name is not None and not isinstance(name, str):
+            raise SettingsError("name", name, "text")
+        return cls(image=image, preset=preset, base=dict(base), axes=tuple(axes), name=name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image, "preset": self.preset, "base": {k: _jsonable(v) for k, v in self.base.items()},
+                "axes": {axis.name: [_jsonable(v) for v in axis.values] for axis in self.axes}, "name": self.name}
+
+    # ----------------------------------------------------------------- expansion
+    def base_settings(self) -> StaticSettings:
+        return StaticSettings.from_dict(_normalise_base(self.base)).validated()
+
+    def expand(self, default_controls: Sequence[ControlUnit] = ()) -> list[Job]:
+        """Every job of the cartesian product, validated; raises SettingsError before anything runs.
+
+        ``default_controls`` are the model set's units, used when the base names no controls and an axis sweeps a
+        unit's field."""
+        base = self.base_settings()
+        names = [axis.name for axis in self.axes]
+        if len(set(names)) != len(names):
+            raise SettingsError("axes", names, "each setting at most once")
+        if "controls" in names and any(axis.unit for axis in self.axes):
+            raise SettingsError("axes", names, "either a 'controls' axis or controls.KIND.FIELD axes, not both")
+        base_units = _base_units(base, default_controls) if any(axis.unit for axis in self.axes) else None
+        for axis in self.axes:
+            _check_axis(axis, base_units)
+        jobs = []
+        value_lists = [list(enumerate(axis.values)) for axis in self.axes]
+        for index, combination in enumerate(itertools.product(*value_lists)):
+            coords = {axis.name: value for axis, (_, value) in zip(self.axes, combination)}
+            settings = _apply(base, base_units, self.axes, [value for _, value in combination])
+            jobs.append(Job(index, coords, tuple(i for i, _ in combination), settings.validated()))
+        return jobs
+
+
+# --------------------------------------------------------------------------------- loading
+def load_spec(source: str | os.PathLike | Mapping[str, Any] | SweepSpec) -> SweepSpec:
+    """A SweepSpec from a spec object, a mapping, or a .json / .yaml / .yml file."""
+    if isinstance(source, SweepSpec):
+        return source
+    if isinstance(source, Mapping):
+        return SweepSpec.from_dict(source)
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise SettingsError("spec", str(path), "an existing .json, .yaml or .yml sweep spec file")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # both parsers' errors say where the file is malformed
+        raise SettingsError("spec", str(path), "a valid JSON or YAML sweep spec", f"It could not be parsed: {exc}") \
+            from None
+    return SweepSpec.from_dict(data, relative_to=path.resolve().parent)
+
+
+# --------------------------------------------------------------------------------- helpers
+def format_value(value: Any) -> str:
+    """A short label for an axis value (contact sheets, tables)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(format_value(v) for v in value) or "none"
+    if isinstance(value, Mapping):
+        return str(value.get("kind", value))
+    if isinstance(value, ControlUnit):
+        return value.kind
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, ControlUnit):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _axis(name: Any, values: Any) -> Axis:
+    if not isinstance(name, str) or not name:
+        raise SettingsError("axes", name, _AXIS_FORMS)
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise SettingsError(name, values, "a non-empty list of values for this axis")
+    frozen = tuple(_freeze(v) for v in values)
+    if len(set(map(repr, frozen))) != len(frozen):
+        raise SettingsError(name, list(values), "a list of distinct values (each value once)")
+    return Axis(name, frozen)
+
+
+def _freeze(value: Any) -> Any:
+    """Lists (e.g. a controls axis value) become tuples so values hash and compare."""
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _normalise_base(base: Mapping[str, Any]) -> dict[str, Any]:
+    values = dict(base)
+    if isinstance(values.get("controls"), str):
+        values["controls"] = _parse_controls_text(values["controls"])
+    return values
+
+
+def _parse_controls_text(text: str) -> list[ControlUnit]:
+    from ..cli import parse_controls  # the CLI's 'depth=0.8,canny' syntax, so specs read like the command line
+
+    return parse_controls(text)
+
+
+def _controls_value(value: Any) -> tuple[ControlUnit, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(_parse_controls_text(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(control_unit_from(v) for v in value)
+    raise SettingsError("controls", value, "a unit list such as 'depth,canny' or a list of kinds / unit mappings")
+
+
+def _base_units(base: StaticSettings, default_controls: Sequence[ControlUnit]) -> tuple[ControlUnit, ...]:
+    """The units a per-unit axis edits: the base's own, else the model set's defaults (with the profile's scales,
+    as a single run would use them)."""
+    if base.controls is not None:
+        return tuple(base.controls)
+    units = tuple(default_controls)
+    if base.profile:
+        from ..profiles import find_profile, get_profile
+
+        profile = find_profile(base.profile) or get_profile(base.profile)
+        scales = getattr(profile, "control_scales", None) or {}
+        units = tuple(dataclasses.replace(u, scale=scales.get(u.kind, u.scale)) for u in units)
+    return units
+
+
+def _check_axis(axis: Axis, base_units: tuple[ControlUnit, ...] | None) -> None:
+    """Each value checked against the setting's spec, so the error names the axis and says what is allowed."""
+    if axis.name == "controls":
+        for value in axis.values:
+            for unit in _controls_value(value) or ():
+                unit.validated()
+        return
+    if axis.name.startswith("controls"):
+        parts = axis.name.split(".")
+        if len(parts) != 3 or parts[2] not in UNIT_AXIS_FIELDS:
+            raise SettingsError("axes", axis.name, "controls.KIND.FIELD with FIELD one of " + ", ".join(UNIT_AXIS_FIELDS))
+        kind, name = parts[1], parts[2]
+        kinds = [u.kind for u in base_units or ()]
+        if kind not in kinds:
+            raise SettingsError("axes", axis.name, "controls.KIND.FIELD with KIND one of the base controls: "
+                                + (", ".join(kinds) or "(none)"),
+                                f"Add a '{kind}' unit to base.controls to sweep its {name}.")
+        spec = UNIT_SPECS[name]
+        for value in axis.values:
+            try:
+                spec.check(value)
+            except SettingsError:
+                raise SettingsError(axis.name, value, spec.allowed()) from None
+        return
+    if axis.name not in SPECS:
+        raise SettingsError("axes", axis.name, _AXIS_FORMS)
+    for value in axis.values:
+        SPECS[axis.name].check(value)
+        if axis.name == "profile" and value:
+            from ..profiles import find_profile, get_profile
+
+            find_profile(value) or get_profile(value)
+
+
+def _apply(base: StaticSettings, base_units: tuple[ControlUnit, ...] | None, axes: Sequence[Axis],
+           values: Sequence[Any]) -> StaticSettings:
+    changes: dict[str, Any] = {}
+    units = {u.kind: u for u in base_units} if base_units is not None else None
+    for axis, value in zip(axes, values):
+        if axis.unit is not None and units is not None:
+            kind, name = axis.unit
+            units[kind] = dataclasses.replace(units[kind], **{name: value})
+        elif axis.name == "controls":
+            changes["controls"] = _controls_value(value)
+        else:
+            changes[axis.name] = value
+    if units is not None:
+        changes["controls"] = tuple(units.values())
+    return base.replace(**changes)
