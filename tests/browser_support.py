@@ -128,7 +128,7 @@ def start_jupyterlab(root_dir: Path, home: Path, extra_env: dict[str, str] | Non
                "--port-retries=0", f"--IdentityProvider.token={token}", "--ServerApp.allow_root=True",
                f"--ServerApp.root_dir={root_dir}", "--LabApp.news_url=None",
                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               "--ServerApp.terminals_enabled=False"]
+               "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False"]
     log_path = home / "jupyterlab.log"
     log = open(log_path, "wb")  # noqa: SIM115 - stays open for the server's lifetime
     process = subprocess.Popen(command, cwd=root_dir, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
@@ -129,6 +128,11 @@ def test_second_run_is_cancelled(lab_page):
     done, total = _steps(page.inner_text(".zr-progress-text"))
     assert total == 84 and done < total  # steps=120 at strength 0.7
     assert stopped_after < 30, f"cancel took {stopped_after:.1f} s"
+    page.click(".zr-tabs .lm-TabBar-tab:has-text('History')")
+    rows = page.locator(".zr-history option")
+    assert rows.count() == 2
+    assert "cancelled" in rows.nth(0).inner_text() and "completed" in rows.nth(1).inner_text()
+    screenshot(page, "lab-05-history")
 
 
 def _steps(text: str) -> tuple[int, int]:

@@ -82,3 +82,14 @@ def test_bad_inputs_fail_before_any_model_loads(tmp_path):
     with pytest.raises(SettingsError, match="strength"):
         run_static(tmp_path / "missing.png", StaticSettings(strength=1.5), engine=engine)
     assert engine.loaded_roles() == []
+
+
+def test_controls_must_be_control_units():
+    with pytest.raises(SettingsError, match="ControlUnit"):
+        StaticSettings(controls=("depth",)).validated()
+
+
+def test_steps_times_strength_must_leave_one_step():
+    with pytest.raises(SettingsError, match="steps x strength"):
+        StaticSettings(steps=4, strength=0.2).validated()
+    StaticSettings(steps=4, strength=0.25).validated()

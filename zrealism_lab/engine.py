@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any, Iterable
 
 from .device import HardwarePlan, plan_hardware
@@ -179,6 +178,12 @@ class Engine:
         pipe.set_progress_bar_config(disable=True)
         self._pipelines[key] = pipe
         return pipe
+
+    def temporal_pipeline(self, control_kinds: tuple[str, ...]) -> Any:
+        """An AnimateDiff video-to-video pipeline whose motion UNet shares the static UNet's tensors."""
+        from .temporal import temporal_pipeline
+
+        return temporal_pipeline(self, control_kinds)
 
     def _apply_plan(self, pipe: Any) -> None:
         plan = self.plan

@@ -3,7 +3,7 @@ widgets, the CLI and the sweeps list control providers, colour methods, metrics 
 from one place."""
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 

@@ -12,13 +12,15 @@ def add_parser(subparsers: Any) -> None:
         description="Execute a report notebook with papermill on this Python's kernel. The executed notebook "
                     "(report.ipynb) and an HTML export that opens with no network (report.html) are written into "
                     "the run folder, next to record.json.")
-    report.add_argument("kind", choices=["static", "temporal"], help="which report")
+    report.add_argument("kind", choices=["static", "temporal", "walkthrough"],
+                        help="which notebook: the static or temporal report, or the teaching walkthrough")
     report.add_argument("--image", default=None, help="source image (default: a bundled sample character)")
     report.add_argument("--clip", default=None, help="temporal only: an input clip for a clip -> clip run")
     report.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="a notebook parameter, e.g. -p steps 20 -p preset realistic-vision; VALUE is read as "
                              "JSON when it parses (8, 0.5, true, null, [\"depth\"]), else as text (repeatable)")
-    report.add_argument("--out", required=True, help="folder under which the run's own folder is created")
+    report.add_argument("--out", required=True,
+                        help="folder under which the run's own folder (holding the report) is created")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
     report.set_defaults(func=cmd_report)
 

@@ -90,8 +90,33 @@ class ControlUnit:
         return data
 
 
+class SettingsMixin:
+    """Copying, JSON round trips and unknown-key checks shared by the static and temporal settings."""
+
+    controls: tuple[ControlUnit, ...] | None
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["controls"] = None if self.controls is None else [u.to_dict() for u in self.controls]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SettingsError(unknown[0], data[unknown[0]], "one of the settings " + ", ".join(sorted(known)))
+        values = dict(data)
+        if values.get("controls") is not None:
+            values["controls"] = tuple(control_unit_from(u) for u in values["controls"])
+        return cls(**values)
+
+
 @dataclass(frozen=True)
-class StaticSettings:
+class StaticSettings(SettingsMixin):
     """Everything that decides a static (still image) run. Defaults are the documented ones."""
 
     prompt: str = DEFAULT_PROMPT
@@ -126,34 +151,20 @@ class StaticSettings:
         if self.controls is not None:
             if not isinstance(self.controls, (tuple, list)):
                 raise SettingsError("controls", self.controls, "a list of ControlUnit")
+            for unit in self.controls:
+                if not isinstance(unit, ControlUnit):
+                    raise SettingsError("controls", unit, "ControlUnit objects (control_unit_from() converts "
+                                                          "names and dicts)")
+                unit.validated()
             kinds = [unit.kind for unit in self.controls]
             if len(set(kinds)) != len(kinds):
                 raise SettingsError("controls", kinds, "each control kind at most once")
-            for unit in self.controls:
-                if not isinstance(unit, ControlUnit):
-                    raise SettingsError("controls", unit, "ControlUnit objects")
-                unit.validated()
         _check_backdrop(self.transparent_backdrop)
+        if int(self.steps * self.strength) < 1:  # img2img runs steps x strength steps; zero would crash diffusers
+            raise SettingsError("strength", self.strength, f"at least {1 / self.steps:.3g} with steps={self.steps}",
+                                "img2img runs steps x strength denoising steps: raise steps or strength.")
         return self
 
-    def replace(self, **changes: Any) -> "StaticSettings":
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        data["controls"] = None if self.controls is None else [u.to_dict() for u in self.controls]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "StaticSettings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SettingsError(unknown[0], data[unknown[0]], "one of the settings " + ", ".join(sorted(known)))
-        values = dict(data)
-        if values.get("controls") is not None:
-            values["controls"] = tuple(control_unit_from(u) for u in values["controls"])
-        return cls(**values)
 
 
 def control_unit_from(value: Any) -> ControlUnit:

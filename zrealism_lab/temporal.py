@@ -9,7 +9,6 @@ the clip length. The pipeline's motion UNet shares its weights with the static e
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import os
@@ -18,7 +17,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -26,7 +25,7 @@ from PIL import Image, ImageOps
 from .engine import BASE_PARTS, Engine, get_engine
 from .errors import CancelledError, IntakeError, SettingsError
 from .progress import CancelToken, ProgressCallback, StepReporter, emit
-from .settings import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, SPECS, ControlUnit, StaticSettings, control_unit_from
+from .settings import DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, SPECS, ControlUnit, SettingsMixin, StaticSettings
 from .spec import Spec
 
 DEFAULT_MOTION_PROMPT = "subtle natural motion, gentle breathing, blinking, hair moving slightly in the breeze"
@@ -84,7 +83,7 @@ MAX_CLIP_FRAMES = int(TEMPORAL_SPECS["frames"].maximum)
 
 
 @dataclass(frozen=True)
-class TemporalSettings:
+class TemporalSettings(SettingsMixin):
     """Everything that decides a temporal run. Defaults follow AnimateDiff practice (16 frames, DDIM)."""
 
     prompt: str = DEFAULT_PROMPT
@@ -146,24 +145,6 @@ class TemporalSettings:
             transparent_backdrop=self.transparent_backdrop, keep_dark_backdrop=self.keep_dark_backdrop,
             lighting_hints=self.lighting_hints, mask_controls=self.mask_controls, pose_policy=self.pose_policy)
 
-    def replace(self, **changes: Any) -> "TemporalSettings":
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        data["controls"] = None if self.controls is None else [u.to_dict() for u in self.controls]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TemporalSettings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SettingsError(unknown[0], data[unknown[0]], "one of the settings " + ", ".join(sorted(known)))
-        values = dict(data)
-        if values.get("controls") is not None:
-            values["controls"] = tuple(control_unit_from(u) for u in values["controls"])
-        return cls(**values)
 
 
 @dataclass
@@ -182,6 +163,7 @@ class TemporalInputs:
     still: Image.Image | None = None
     context: Any = None  # static.SourceContext (still mode)
     clip: dict[str, Any] | None = None  # video.Clip.to_dict() (clip mode)
+    still_run: str | None = None  # the static run folder whose still is animated (still mode from a StaticResult)
     control_records: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -464,7 +446,8 @@ def inputs_from_static(result: Any, settings: TemporalSettings, engine: Engine) 
         "still", [still] * frames, {k: [m] * frames for k, m in maps.items()}, units,
         join_fragments([ctx.prompt, settings.motion_prompt]), ctx.negative_prompt, [_fit(reference, size)] * frames,
         [mask] * frames if mask is not None else None, float(settings.fps or 8), still=still, context=ctx,
-        control_records=records, notes=notes, timings={"inputs": time.perf_counter() - t})
+        control_records=records, notes=notes, timings={"inputs": time.perf_counter() - t},
+        still_run=str(result.run_dir) if result.run_dir is not None else None)
 
 
 def inputs_from_source(source: Any, settings: TemporalSettings, engine: Engine) -> TemporalInputs:
@@ -783,6 +766,8 @@ def write_temporal(writer: Any, result: TemporalResult, engine: Engine) -> dict[
         "prompt": inputs.prompt,
         "negative_prompt": inputs.negative_prompt,
         "source": source,
+        "still_run": inputs.still_run,
+        "background": inputs.context.analysis.to_dict() if inputs.context is not None else None,
         "clip": clip_info,
         "units": [u.to_dict() for u in inputs.units],
         "controls": inputs.control_records,

@@ -26,7 +26,7 @@ from .runner import JobContext, LatestOnly, Outcome, Runner
 from .state import BUSY_MESSAGE, Phase, RunHistory, Throttle, check_unit_range, format_seconds, progress_view, \
     summarize_error
 from .views import badge_html, comparison, component_table_html, gallery, message_html, metric_table_html, \
-    notes_html, picture, plot_pictures, pre_html
+    notes_html, plot_pictures, pre_html
 
 UPLOAD_VALUE = "__upload__"
 PLACEHOLDER_SIDE = 192
@@ -255,7 +255,8 @@ class Lab:
         f["profile"].input.observe(self._on_profile, names="value")
 
         kinds = [k for k in CONTROL_PROVIDERS.names() if k in UNIT_SPECS["kind"].choices()]
-        defaults = {u.kind: u for u in self._default_units(preset)}
+        units = base.controls if base.controls is not None else self._default_units(preset)
+        defaults = {u.kind: u for u in units}
         self.unit_rows = {kind: UnitRow(kind, CONTROL_PROVIDERS.get(kind), defaults.get(kind)) for kind in kinds}
         self.maps_button = _classed(w.Button(description="Preview control maps", icon="eye",
                                              layout=w.Layout(width="auto"),
@@ -301,8 +302,9 @@ class Lab:
         self.history_list = _classed(w.Select(options=[], rows=8, layout=w.Layout(width="100%")), "zr-history")
         self.reopen_button = _classed(w.Button(description="Reopen", icon="folder-open",
                                                tooltip="show the selected run on the Results tab"), "zr-reopen")
-        self.compare_a = _classed(w.Dropdown(options=[], description="compare"), "zr-compare-a")
-        self.compare_b = _classed(w.Dropdown(options=[], description="with"), "zr-compare-b")
+        wide = {"layout": w.Layout(width="42%")}
+        self.compare_a = _classed(w.Dropdown(options=[], description="compare", **wide), "zr-compare-a")
+        self.compare_b = _classed(w.Dropdown(options=[], description="with", **wide), "zr-compare-b")
         self.compare_button = _classed(w.Button(description="Compare", icon="columns"), "zr-compare")
         self.compare_view = _classed(w.VBox([]), "zr-compare-view")
         self.history_message = _classed(w.HTML(""), "zr-history-message")
@@ -405,7 +407,7 @@ class Lab:
         from ..models import modelset
 
         # The preset's documented default units, without building the tiny bundle just to read them.
-        return modelset._default_controls(preset if preset in ("tiny", "realistic-vision") else "realistic-vision")
+        return modelset.default_controls_for(preset if preset in ("tiny", "realistic-vision") else "realistic-vision")
 
     def _on_preset(self, change: dict) -> None:
         defaults = {u.kind: u for u in self._default_units(change["new"])}

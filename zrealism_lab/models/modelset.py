@@ -125,7 +125,7 @@ class ModelSet:
             name=data["name"], base=ref(data["base"]), vae=ref(data.get("vae")),
             controlnets={k: ref(v) for k, v in data.get("controlnets", {}).items()},
             motion_adapter=ref(data.get("motion_adapter")), scheduler=data.get("scheduler", "dpmpp-2m-karras"),
-            default_controls=_default_controls(data["name"]), annotators=data.get("annotators", "lllyasviel/Annotators"),
+            default_controls=default_controls_for(data["name"]), annotators=data.get("annotators", "lllyasviel/Annotators"),
             random_weights=bool(data.get("random_weights", False)),
         )
 
@@ -150,11 +150,12 @@ def _realistic_vision() -> ModelSet:
         },
         motion_adapter=hub("motion_adapter", "guoyww/animatediff-motion-adapter-v1-5-2"),
         scheduler="dpmpp-2m-karras",
-        default_controls=_default_controls("realistic-vision"),
+        default_controls=default_controls_for("realistic-vision"),
     )
 
 
-def _default_controls(name: str) -> tuple[ControlUnit, ...]:
+def default_controls_for(name: str) -> tuple[ControlUnit, ...]:
+    """The control units a preset uses when the settings name none (no model is built or loaded)."""
     if name == "tiny":
         # Offline: a weightless depth from the subject mask and OpenCV Canny, so every run works without annotators.
         return (ControlUnit("depth", 0.75, method="inflate"), ControlUnit("canny", 0.5))
@@ -180,7 +181,7 @@ def tiny_modelset(bundle: str | os.PathLike | None = None, *, build: bool = True
         controlnets={k: ComponentRef(f"controlnet:{k}", "folder", str(root / "controlnet" / k)) for k in CONTROL_KINDS},
         motion_adapter=ComponentRef("motion_adapter", "folder", str(root / "motion_adapter")),
         scheduler="dpmpp-2m-karras",
-        default_controls=_default_controls("tiny"),
+        default_controls=default_controls_for("tiny"),
         random_weights=True,
     )
 

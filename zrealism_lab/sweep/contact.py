@@ -74,16 +74,16 @@ def draw_contact_sheet(cells: Mapping[tuple[int, int], Image.Image | str | None]
         draw.text((GAP + 2, 6), title, fill=INK, font=head_font)
     grid_left = left + GAP
     if x_name:
-        text_w = _text_size(draw, x_name + "  →", head_font)[0]
+        text_w = _text_size(draw, x_name, head_font)[0]
         grid_w = len(x_values) * (cell + GAP) - GAP
-        draw.text((grid_left + max(0, (grid_w - text_w) // 2), title_h + 2), x_name + "  →", fill=INK, font=head_font)
+        draw.text((grid_left + max(0, (grid_w - text_w) // 2), title_h + 2), x_name, fill=INK, font=head_font)
     for ix, text in enumerate(col_labels):
         text_w = _text_size(draw, text, label_font)[0]
         draw.text((grid_left + ix * (cell + GAP) + (cell - text_w) // 2, title_h + x_title_h + 1), text,
                   fill=INK, font=label_font)
     grid_top = top + GAP
     if y_name:  # the Y axis name runs up the left edge, like a plot's
-        text = y_name + "  →"
+        text = y_name
         w, h = _text_size(draw, text, head_font)
         strip = Image.new("RGB", (w + 4, h + 8), BACKGROUND)
         ImageDraw.Draw(strip).text((2, 0), text, fill=INK, font=head_font)
@@ -169,13 +169,21 @@ def sweep_contact_sheets(folder: str | os.PathLike, *, cell: int = 128,
     for row in rows:
         output = row.get("output")
         images[row["job"]] = _open(folder / output) if output else None
-    source_path = Path(manifest["source"]["path"])
-    source = _open(source_path) if source_path.is_file() else None
+    source = _source_thumbnail(folder, rows, Path(manifest["source"]["path"]))
     positions = {job["id"]: job["position"] for job in manifest["jobs"]}
     title = manifest.get("name") or f"sweep of {manifest['source']['image']} ({manifest.get('preset')})"
     note = RANDOM_WEIGHTS_NOTE if manifest.get("random_weights") else None
     return sheets_from_rows(manifest["axes"], rows, images, source=source, cell=cell, title=title, note=note,
                             positions=positions)
+
+
+def _source_thumbnail(folder: Path, rows: Sequence[Mapping[str, Any]], source: Path) -> Image.Image | None:
+    """The prepared source a run saw (transparency composited as the run did it), else the source file."""
+    for row in rows:
+        prepared = folder / row["run_dir"] / "source_prepared.png" if row.get("status") == "completed" else None
+        if prepared is not None and prepared.is_file():
+            return _open(prepared)
+    return _open(source) if source.is_file() else None
 
 
 def write_contact_sheets(folder: str | os.PathLike, pages: Sequence[tuple[str, Image.Image]]) -> list[Path]:

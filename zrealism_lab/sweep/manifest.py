@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 
 from ..errors import SettingsError
 from ..records import RECORD_NAME, atomic_write_json, sha256_file
-from .spec import Job, SweepSpec
+from .spec import SweepSpec
 
 MANIFEST_NAME = "manifest.json"
 PLAN_NAME = "plan.json"
@@ -62,9 +62,7 @@ def build_manifest(spec: SweepSpec, engine: Any) -> dict[str, Any]:
     entries = []
     seen: dict[str, int] = {}
     for job in jobs:
-        kinds = _control_kinds(job, models)
-        for kind in kinds:
-            models.controlnet(kind)  # a kind this model set lacks: the single run's error, before anything runs
+        kinds = check_units(job.settings, models)
         roles = engine.roles_for(kinds, safety_checker=job.settings.safety_checker)
         job_hashes = model_hashes(engine, roles)
         hashes.update(job_hashes)
@@ -92,8 +90,15 @@ def build_manifest(spec: SweepSpec, engine: Any) -> dict[str, Any]:
     }
 
 
-def _control_kinds(job: Job, models: Any) -> list[str]:
-    units = job.settings.controls if job.settings.controls is not None else models.default_controls
+def check_units(settings: Any, models: Any) -> list[str]:
+    """The job's control kinds; a kind the model set lacks or an unknown detector method raises the single run's
+    error here, before anything runs (a single run meets them only when it reaches that stage)."""
+    from ..control import CONTROL_PROVIDERS
+
+    units = settings.controls if settings.controls is not None else models.default_controls
+    for unit in units:
+        models.controlnet(unit.kind)
+        CONTROL_PROVIDERS.get(unit.kind).method(unit.method)
     return [unit.kind for unit in units]
 
 
@@ -162,11 +167,16 @@ def read_job_state(folder: str | os.PathLike, ident: str) -> dict[str, Any] | No
         return None
 
 
-def pending_jobs(folder: str | os.PathLike, jobs: Iterable[Mapping[str, Any]]) -> tuple[list[dict], list[dict]]:
-    """(to run, already finished). Finished means a run folder with a completed record; failed jobs run again."""
+def pending_jobs(folder: str | os.PathLike, jobs: Iterable[Mapping[str, Any]], *,
+                 retry_failed: bool = True) -> tuple[list[dict], list[dict]]:
+    """(to run, left alone). Finished means a run folder with a completed record. Failed jobs run again unless
+    ``retry_failed`` is False (a failure may have been a missing file or memory, since fixed)."""
     todo, done = [], []
     for job in jobs:
-        (done if completed_run(folder, job["id"]) is not None else todo).append(dict(job))
+        finished = completed_run(folder, job["id"]) is not None
+        if not finished and not retry_failed:
+            finished = (read_job_state(folder, job["id"]) or {}).get("status") == "failed"
+        (done if finished else todo).append(dict(job))
     return todo, done
 
 

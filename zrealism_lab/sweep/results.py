@@ -15,7 +15,7 @@ RESULTS_FORMAT = 1
 HIGHER, LOWER = "higher", "lower"
 
 
-def _scalar(value: Any) -> Any:
+def cell_value(value: Any) -> Any:
     """Axis values as table/plot cells: lists (a controls axis) become their label, so they compare and hash."""
     if isinstance(value, (list, tuple, dict)):
         return format_value(value)
@@ -26,7 +26,7 @@ def job_row(folder: str | os.PathLike, job: Mapping[str, Any]) -> dict[str, Any]
     """The row of one job: what it varied, how it ended, where its run is, and its metrics."""
     folder = Path(folder)
     row: dict[str, Any] = {"job": job["id"], "index": job["index"]}
-    row.update({name: _scalar(value) for name, value in job["coords"].items()})
+    row.update({name: cell_value(value) for name, value in job["coords"].items()})
     row.setdefault("seed", job.get("seed"))
     state = read_job_state(folder, job["id"]) or {}
     run = completed_run(folder, job["id"])

@@ -94,18 +94,11 @@ class SweepSpec:
         if not isinstance(base, Mapping):
             raise SettingsError("base", base, "a mapping of StaticSettings fields")
         axes_data = data.get("axes") or {}
-        if not isinstance(axes_data, Mapping):
-            raise SettingsError("axes", axes_data, "a mapping of setting name -> list of values")
-        axes = [_axis(name, values) for name, values in axes_data.items()]
-        seeds = data.get("seeds")
-        if seeds is not None:
-            if "seed" in axes_data:
-                raise SettingsError("seeds", seeds, "either a 'seeds' list or a 'seed' axis, not both")
-            axes.append(_axis("seed", seeds))
+        axes = axes_from_mapping(axes_data, data.get("seeds"))
         name = data.get("name")
         if name is not None and not isinstance(name, str):
             raise SettingsError("name", name, "text")
-        return cls(image=image, preset=preset, base=dict(base), axes=tuple(axes), name=name)
+        return cls(image=image, preset=preset, base=dict(base), axes=axes, name=name)
 
     def to_dict(self) -> dict[str, Any]:
         return {"image": self.image, "preset": self.preset, "base": {k: _jsonable(v) for k, v in self.base.items()},
@@ -182,6 +175,18 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+def axes_from_mapping(axes: Mapping[str, Sequence[Any]], seeds: Sequence[int] | None = None) -> tuple[Axis, ...]:
+    """Axes in the mapping's order (X, Y, then pages), with ``seeds`` as a last axis named seed."""
+    if not isinstance(axes, Mapping):
+        raise SettingsError("axes", axes, "a mapping of setting name -> list of values")
+    built = [_axis(name, values) for name, values in axes.items()]
+    if seeds is not None:
+        if "seed" in axes:
+            raise SettingsError("seeds", seeds, "either a 'seeds' list or a 'seed' axis, not both")
+        built.append(_axis("seed", seeds))
+    return tuple(built)
 
 
 def _axis(name: Any, values: Any) -> Axis:

@@ -1,0 +1,10 @@
+"""`python -m zrealism_lab.sweep SPEC --out DIR`, also under `accelerate launch -m zrealism_lab.sweep ...`, where
+every process runs its share of the jobs and the main process gathers the results."""
+from __future__ import annotations
+
+import sys
+
+from ..sweep_cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""`zrealism sweep SPEC --out DIR [--report]`: a thin face over sweep.run_sweep (also `python -m zrealism_lab.sweep`,
+which `accelerate launch -m` starts once per process)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+EPILOG = """spec (JSON or YAML):
+  {"image": "sample:transparent", "preset": "tiny", "base": {"size": 64, "steps": 4},
+   "axes": {"strength": [0.5, 0.6, 0.7], "controls.depth.scale": [0.5, 1.0]}, "seeds": [0, 1]}
+axes: any setting (strength, cfg, seed, scheduler, colour_method, profile, ...), controls.KIND.scale|start|end|method,
+or controls (values like "depth,canny"). First axis = contact sheet X, second = Y, the rest = pages.
+
+scale out: accelerate launch --multi_gpu --num_processes N -m zrealism_lab.sweep SPEC --out DIR
+(on a machine without CUDA the same command runs N CPU processes over gloo)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC", help="sweep spec file (.json, .yaml or .yml)")
+    parser.add_argument("--out", required=True, help="the sweep folder (a rerun with the same folder resumes)")
+    parser.add_argument("--report", action="store_true",
+                        help="also execute notebooks/sweep_report.ipynb (papermill) and export it to HTML")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate, write manifest.json and list the jobs without running them")
+    parser.add_argument("--skip-failed", action="store_true",
+                        help="on a rerun, leave jobs that failed before alone (default: run them again)")
+    parser.add_argument("--device", default="auto",
+                        help="auto, cuda, mps or cpu (default: auto; under accelerate each process uses its own)")
+    parser.add_argument("--offload", default="auto", help="auto, none, model or sequential (default: auto)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "sweep", help="sweep settings over a grid, with resume, contact sheet and report",
+        description="Expand a sweep spec into a manifest of fully specified jobs (validated before anything runs), "
+                    "run the ones not finished yet (each with its own run record; a failed job is recorded and the "
+                    "sweep goes on), then write results.json and a labelled contact sheet.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    parser.set_defaults(func=cmd_sweep)
+    return parser
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_spec, prepare_sweep, run_sweep
+
+    spec = load_spec(args.spec)
+    if args.dry_run:
+        manifest = prepare_sweep(spec, args.out, device=args.device, offload=args.offload)
+        print(f"manifest: {args.out}/manifest.json ({len(manifest['jobs'])} jobs)")
+        for job in manifest["jobs"]:
+            coords = ", ".join(f"{k}={v}" for k, v in job["coords"].items())
+            print(f"  {job['id']}  {coords}")
+        return 0
+    result = run_sweep(spec, args.out, device=args.device, offload=args.offload, progress=not args.quiet,
+                       report=args.report, retry_failed=not args.skip_failed)
+    if result.is_main:
+        if result.manifest.get("random_weights"):
+            print("note: the tiny preset has random weights: its pictures show the plumbing, not realism.",
+                  file=sys.stderr)
+        print(result.summary())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m zrealism_lab.sweep`, with the `zrealism` command's error handling."""
+    from .errors import ZRealismError
+
+    parser = argparse.ArgumentParser(prog="python -m zrealism_lab.sweep", description="Run a sweep spec (see `zrealism sweep --help`).",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return cmd_sweep(args)
+    except ZRealismError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
