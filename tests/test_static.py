@@ -110,3 +110,10 @@ def test_cancelled_run_leaves_cancelled_record_and_no_partial_files(tiny_engine,
     record = json.loads((folder / "record.json").read_text())
     assert record["status"] == "cancelled"
     assert not list(folder.glob("*.part")) and not (folder / "output.png").exists()
+
+
+def test_tiny_preset_uses_weightless_detectors_when_a_unit_names_no_method(tiny_engine, small_settings, sample_64):
+    units = (ControlUnit("depth", 0.5), ControlUnit("lineart_anime", 0.5))
+    result = run_static(sample_64, small_settings.replace(controls=units), engine=tiny_engine, evaluate=False)
+    methods = {kind: cmap.method for kind, cmap in result.context.control_maps.items()}
+    assert methods == {"depth": "inflate", "lineart_anime": "edges"}

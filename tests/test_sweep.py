@@ -83,7 +83,8 @@ def test_seeds_become_the_last_axis_and_controls_can_be_an_axis():
 
 def test_spec_files_in_yaml_or_json_resolve_images_beside_them(tmp_path, sample_64):
     shutil.copy(sample_64, tmp_path / "me.png")
-    (tmp_path / "spec.yaml").write_text("image: me.png\npreset: tiny\nbase: {size: 64}\naxes:\n  strength: [0.5, 0.7]\n")
+    (tmp_path / "spec.yaml").write_text("image: me.png\npreset: tiny\nbase: {size: 64}\n"
+                                        "axes:\n  strength: [0.5, 0.7]\n")
     (tmp_path / "spec.json").write_text(json.dumps({"image": "me.png", "axes": {"cfg": [2, 4]}, "seeds": [0]}))
     yaml_spec, json_spec = load_spec(tmp_path / "spec.yaml"), load_spec(tmp_path / "spec.json")
     assert Path(yaml_spec.image) == tmp_path / "me.png" and Path(json_spec.image) == tmp_path / "me.png"
@@ -225,6 +226,27 @@ def test_the_contact_sheet_is_a_labelled_grid_with_failed_cells(sweep_run):
     assert sheet.width > 2 * 128 and sheet.height > 2 * 128
     colours = {colour for _, colour in sheet.getcolors(maxcolors=1 << 20)}
     assert FAILED_FILL in colours  # the failed jobs' cells
+
+
+def test_axes_beyond_the_second_make_pages(tmp_path):
+    import itertools
+
+    from zrealism_lab.sweep.contact import sheets_from_rows, write_contact_sheets
+
+    axes = [{"name": "strength", "values": [0.4, 0.6]}, {"name": "cfg", "values": [1.0]},
+            {"name": "seed", "values": [1, 2, 3]}]
+    rows, images, positions = [], {}, {}
+    for number, position in enumerate(itertools.product(range(2), range(1), range(3))):
+        rows.append({"job": str(number), "status": "completed"})
+        images[str(number)] = Image.new("RGB", (8, 8), (0, 0, 200 + position[2]))
+        positions[str(number)] = position
+    pages = sheets_from_rows(axes, rows, images, positions=positions, cell=32)
+    assert [label for label, _ in pages] == ["seed = 1", "seed = 2", "seed = 3"]
+    for page, (_, sheet) in enumerate(pages):
+        colours = dict((colour, count) for count, colour in sheet.getcolors(maxcolors=1 << 16))
+        assert colours.get((0, 0, 200 + page)) == 2 * 32 * 32  # this page's two cells, and only them
+    paths = write_contact_sheets(tmp_path, pages)
+    assert [p.name for p in paths] == ["contact_sheet_z1.png", "contact_sheet_z2.png", "contact_sheet_z3.png"]
 
 
 def test_contact_sheet_cells_sit_under_their_labels():

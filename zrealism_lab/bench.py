@@ -14,7 +14,7 @@ bare diffusers does not do at all (intake, background analysis, preparation, con
 anchoring, metrics), against one bare diffusers pipeline call on the same loaded components, the same inputs
 (the lab's prepared image and control maps), the same prompts, scheduler and seed. So the ratio is the price of the
 lab's plumbing around the pipeline (settings checks, pipeline lookup, prompt preparation, step events, chunked
-decoding), and the two outputs are checked to be the same pixels. Whole lab runs (evaluate=False, and with metrics
+decoding), and the two outputs are compared pixel by pixel. Whole lab runs (evaluate=False, and with metrics
 and the run record) are reported on their own rows with their stage breakdown.
 """
 from __future__ import annotations
@@ -43,6 +43,7 @@ SOURCE_STAGES = ("intake", "background", "prepare", "controls")  # what bare dif
 HEAVY_MODULES = ("torch", "diffusers", "transformers", "cv2", "skimage", "scipy", "controlnet_aux", "matplotlib",
                  "ipywidgets")
 GPU_LOW_MEMORY_GIB = 6.0
+THREADS_ENV = "ZREALISM_BENCH_THREADS"
 
 
 # ------------------------------------------------------------------------------------------------ rows and table
@@ -347,9 +348,17 @@ def temporal_settings(size: int, frames: int = 8, steps: int = 8, strength: floa
                             seed=0, scheduler="ddim", controls=controls, **extra)
 
 
-def _same_pixels(a: Sequence[Any], b: Sequence[Any]) -> bool:
-    return len(a) == len(b) and all(np.array_equal(np.asarray(x.convert("RGB")), np.asarray(y.convert("RGB")))
-                                    for x, y in zip(a, b))
+def max_pixel_difference(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """Largest difference of any 8-bit channel between two lists of images (the same outputs give 0; a decode
+    that divides where diffusers multiplies by the reciprocal gives 1)."""
+    if len(a) != len(b):
+        return 255
+    return max(int(np.abs(np.asarray(x.convert("RGB"), np.int16) - np.asarray(y.convert("RGB"), np.int16)).max())
+               for x, y in zip(a, b))
+
+
+def _pixels_note(difference: int) -> str:
+    return "same pixels" if difference == 0 else f"pixels differ by at most {difference}/255"
 
 
 def _generation_seconds(wall: float, timings: dict[str, float]) -> float:
@@ -416,12 +425,12 @@ def static_overhead_rows(engine: Any, size: int, repeats: int, section: str = "o
     runs = lab_runs[1:]
     generation = Samples([_generation_seconds(w, r.timings) for w, r in zip(lab_walls, runs)])
     bare_s = Samples(bare_walls)
-    same = _same_pixels([runs[-1].raw], bare_images)
+    difference = max_pixel_difference([runs[-1].raw], bare_images)
     timings = {k: statistics.median(r.timings.get(k, 0.0) for r in runs) for k in runs[-1].timings}
     label = f"static {size} px, {len(kinds)} ControlNets, {_denoise(settings)} steps"
     rows = [
         row(section, f"{label}: lab generation path / bare diffusers", generation.median / bare_s.median, "x",
-            "<= 1.05", f"lab {generation.text()}; bare {bare_s.text()}; same pixels: {'yes' if same else 'NO'}"),
+            "<= 1.05", f"lab {generation.text()}; bare {bare_s.text()}; {_pixels_note(difference)}"),
         row(section, f"{label}: bare diffusers call", bare_s.median, "s"),
         row(section, f"{label}: lab run, evaluate=False", Samples(lab_walls).median, "s", note=_stage_note(timings)),
     ]
@@ -514,12 +523,12 @@ def temporal_overhead_rows(engine: Any, size: int, repeats: int, frames: int = 8
     lab_walls, bare_walls, runs = lab_walls[1:], bare_walls[1:], lab_runs[1:]
     generation = Samples([_generation_seconds(w, r.timings) for w, r in zip(lab_walls, runs)])
     bare_s = Samples(bare_walls)
-    same = _same_pixels(runs[-1].raw_frames, bare_frames)
+    difference = max_pixel_difference(runs[-1].raw_frames, bare_frames)
     timings = {k: statistics.median(r.timings.get(k, 0.0) for r in runs) for k in runs[-1].timings}
     label = f"temporal {size} px, {frames} frames, {len(kinds)} ControlNets, {_denoise(settings)} steps"
     rows = [
         row(section, f"{label}: lab generation path / bare diffusers", generation.median / bare_s.median, "x",
-            "<= 1.05", f"lab {generation.text()}; bare {bare_s.text()}; same pixels: {'yes' if same else 'NO'}"),
+            "<= 1.05", f"lab {generation.text()}; bare {bare_s.text()}; {_pixels_note(difference)}"),
         row(section, f"{label}: bare diffusers call", bare_s.median, "s"),
         row(section, f"{label}: lab run, evaluate=False", Samples(lab_walls).median, "s", note=_stage_note(timings)),
     ]
@@ -527,6 +536,59 @@ def temporal_overhead_rows(engine: Any, size: int, repeats: int, frames: int = 8
     timings = {k: statistics.median(r.timings.get(k, 0.0) for r in full) for k in full[-1].timings}
     rows.append(row(section, f"{label}: lab run with metrics", timings["total"], "s", note=_stage_note(timings)))
     return rows
+
+
+def thread_rows(engine: Any, threads: int, repeats: int, size: int = 64) -> list[Row]:
+    """The same bare tiny call with torch's default thread count and with one thread. On a machine whose cores are
+    busy with other work, every multi-threaded operator waits at its barrier for a descheduled worker; the tiny
+    bundle's thousands of small operators then run many times slower than on one thread."""
+    import torch
+
+    from .schedulers import make_scheduler
+
+    previous = torch.get_num_threads()
+    result = static_overhead_inputs(engine, size)
+    pipe, call, settings = result
+
+    def bare() -> None:
+        pipe.scheduler = make_scheduler(settings.scheduler, engine.scheduler_config(), seed=0)
+        pipe(**call, generator=torch.Generator("cpu").manual_seed(0))
+
+    def with_threads(n: int) -> Callable[[], None]:
+        def run() -> None:
+            torch.set_num_threads(n)
+            bare()
+        return run
+
+    try:
+        samples = interleaved({"default": with_threads(threads), "one": with_threads(1)}, repeats)
+    finally:
+        torch.set_num_threads(previous)
+    return [row("overhead (tiny)", f"bare tiny static {size} px: {threads} threads / 1 thread",
+                samples["default"].median / samples["one"].median, "x",
+                note=f"{threads} threads {samples['default'].text()}; 1 thread {samples['one'].text()}; "
+                     f"load average {_load()}")]
+
+
+def static_overhead_inputs(engine: Any, size: int) -> tuple[Any, dict[str, Any], Any]:
+    """The tiny static pipeline and a bare call's arguments (the lab's prepared image and maps) at ``size``."""
+    from .prompts import prepare_prompts
+    from .static import understand_source
+
+    settings = static_settings(size)
+    ctx = understand_source(source_image(size), settings, engine)
+    kinds = tuple(u.kind for u in ctx.units)
+    pipe = engine.static_pipeline(kinds)
+    call: dict[str, Any] = dict(image=ctx.prepared.image, strength=settings.strength,
+                                num_inference_steps=settings.steps, guidance_scale=settings.cfg, output_type="pil",
+                                **prepare_prompts(pipe, ctx.prompt, ctx.negative_prompt).pipeline_kwargs())
+    if kinds:
+        call.update(control_image=[ctx.control_maps[k].image for k in kinds],
+                    controlnet_conditioning_scale=[u.scale for u in ctx.units],
+                    control_guidance_start=[u.start for u in ctx.units],
+                    control_guidance_end=[u.end for u in ctx.units],
+                    width=ctx.prepared.size[0], height=ctx.prepared.size[1])
+    return pipe, call, settings
 
 
 def temporal_available() -> bool:
@@ -1086,6 +1148,10 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--result", required=True)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
+    if os.environ.get(THREADS_ENV):
+        import torch
+
+        torch.set_num_threads(int(os.environ[THREADS_ENV]))
     result = CHILD_TASKS[args.child](Path(args.bundle), json.loads(args.params))
     Path(args.result).write_text(json.dumps(result, default=_json_default), encoding="utf-8")
     return 0
@@ -1096,9 +1162,10 @@ def child_main(argv: Sequence[str] | None = None) -> int:
 
 def run_bench(*, quick: bool = False, repeats: int | None = None, sizes: Sequence[int] = (64, 256),
               gpu: bool = False, fullsize_dir: str | os.PathLike | None = None,
-              clip_frames: Sequence[int] = (16, 32, 48), temporal: bool = True,
+              clip_frames: Sequence[int] = (16, 32, 48), temporal: bool = True, threads: int | None = None,
               on_line: Callable[[str], None] = print) -> BenchReport:
-    """Measure and return the report. ``quick``: tiny-bundle overhead rows, metrics and hot paths only."""
+    """Measure and return the report. ``quick``: tiny-bundle overhead rows, metrics and hot paths only.
+    ``threads``: torch's intra-op threads here and in the child processes (default: torch's own choice)."""
     import warnings
 
     import torch
@@ -1107,6 +1174,10 @@ def run_bench(*, quick: bool = False, repeats: int | None = None, sizes: Sequenc
 
     started = time.perf_counter()
     repeats = repeats or (3 if quick else 5)
+    default_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+        os.environ[THREADS_ENV] = str(threads)  # read by the child processes
     report = BenchReport(machine_info(), mode="quick" if quick else "full")
     torch.set_grad_enabled(False)
     with warnings.catch_warnings():
@@ -1126,6 +1197,10 @@ def run_bench(*, quick: bool = False, repeats: int | None = None, sizes: Sequenc
                     report.add(failed_row("overhead (tiny)", f"temporal {size} px", exc))
         else:
             report.add(Row("overhead (tiny)", "temporal", None, status="skipped: zrealism_lab.temporal unavailable"))
+        try:
+            report.add(thread_rows(engine, default_threads, repeats))
+        except Exception as exc:
+            report.add(failed_row("overhead (tiny)", "threads", exc))
         on_line("metrics engine ...")
         report.add(metrics_rows(repeats))
         on_line("hot paths ...")
@@ -1163,6 +1238,8 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
     parser.add_argument("--fullsize-dir", metavar="DIR",
                         help="keep the full-size random weights in DIR (written once, reused by later runs; ~9 GB)")
     parser.add_argument("--clip-frames", default="16,32,48", help="frame counts of the clip-length memory points")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for every measurement (default: torch's choice, usually the core count)")
     parser.set_defaults(func=cmd_bench)
 
 
@@ -1183,8 +1260,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.repeats is not None and args.repeats < 1:
         raise SettingsError("repeats", args.repeats, "an integer of at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise SettingsError("threads", args.threads, "an integer of at least 1")
     report = run_bench(quick=args.quick, repeats=args.repeats, sizes=_int_list(args.sizes, "sizes"), gpu=args.gpu,
                        fullsize_dir=args.fullsize_dir, clip_frames=_int_list(args.clip_frames, "clip-frames"),
+                       threads=args.threads,
                        on_line=lambda text: print(text, file=sys.stderr, flush=True))
     print(report.to_markdown())
     if args.json:

@@ -33,9 +33,9 @@ class Spec:
             return "true or false"
         parts = [{int: "an integer", float: "a number", str: "text"}[self.kind]]
         if self.minimum is not None and self.maximum is not None:
-            parts.append(f"from {self.minimum:g} to {self.maximum:g}")
+            parts.append(f"from {_number(self.minimum)} to {_number(self.maximum)}")
         elif self.minimum is not None:
-            parts.append(f"of at least {self.minimum:g}")
+            parts.append(f"of at least {_number(self.minimum)}")
         if self.multiple_of:
             parts.append(f"and a multiple of {self.multiple_of}")
         text = " ".join(parts)
@@ -76,3 +76,8 @@ class Spec:
         if self.multiple_of and value % self.multiple_of:
             raise SettingsError(self.name, value, self.allowed())
         return value
+
+
+def _number(value: float) -> str:
+    """4294967295, not 4.29497e+09: a range must be readable and exact."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

@@ -107,7 +107,8 @@ def understand_source(source: Any, settings: StaticSettings, engine: Engine, *, 
     for unit in units:
         provider = CONTROL_PROVIDERS.get(unit.kind)
         cmap = provider.detect(prepared.image, size=prepared.size, detect_resolution=settings.detect_resolution,
-                               mask=prepared.mask, mask_to_subject=settings.mask_controls, method=unit.method,
+                               mask=prepared.mask, mask_to_subject=settings.mask_controls,
+                               method=engine.models.control_method(unit.kind, unit.method),
                                annotator_dir=_annotator_dir(engine), **dict(unit.params))
         notes += list(cmap.warnings)
         if unit.kind == "openpose":

@@ -3,9 +3,13 @@ which `accelerate launch -m` starts once per process)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Sequence
 
+DESCRIPTION = ("Expand a sweep spec into a manifest of fully specified jobs (validated before anything runs), run "
+               "the ones not finished yet (each with its own run record; a failed job is recorded and the sweep goes "
+               "on), then write results.json and a labelled contact sheet.")
 EPILOG = """spec (JSON or YAML):
   {"image": "sample:transparent", "preset": "tiny", "base": {"size": 64, "steps": 4},
    "axes": {"strength": [0.5, 0.6, 0.7], "controls.depth.scale": [0.5, 1.0]}, "seeds": [0, 1]}
@@ -34,9 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "sweep", help="sweep settings over a grid, with resume, contact sheet and report",
-        description="Expand a sweep spec into a manifest of fully specified jobs (validated before anything runs), "
-                    "run the ones not finished yet (each with its own run record; a failed job is recorded and the "
-                    "sweep goes on), then write results.json and a labelled contact sheet.",
+        description=DESCRIPTION,
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     parser.set_defaults(func=cmd_sweep)
@@ -48,6 +50,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     if args.dry_run:
+        if int(os.environ.get("RANK", "0")) != 0:  # under a launcher, one process writes the manifest
+            return 0
         manifest = prepare_sweep(spec, args.out, device=args.device, offload=args.offload)
         print(f"manifest: {args.out}/manifest.json ({len(manifest['jobs'])} jobs)")
         for job in manifest["jobs"]:
@@ -68,8 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m zrealism_lab.sweep`, with the `zrealism` command's error handling."""
     from .errors import ZRealismError
 
-    parser = argparse.ArgumentParser(prog="python -m zrealism_lab.sweep", description="Run a sweep spec (see `zrealism sweep --help`).",
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m zrealism_lab.sweep", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

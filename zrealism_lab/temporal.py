@@ -473,7 +473,8 @@ def _detect(unit: ControlUnit, image: Image.Image, size: tuple[int, int], settin
 
     return CONTROL_PROVIDERS.get(unit.kind).detect(
         image, size=size, detect_resolution=settings.detect_resolution, mask=mask,
-        mask_to_subject=settings.mask_controls and mask is not None, method=unit.method,
+        mask_to_subject=settings.mask_controls and mask is not None,
+        method=engine.models.control_method(unit.kind, unit.method),
         annotator_dir=_annotator_dir(engine), **dict(unit.params))
 
 

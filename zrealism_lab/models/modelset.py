@@ -76,6 +76,11 @@ class ModelSet:
     default_controls: tuple[ControlUnit, ...] = ()
     annotators: str = "lllyasviel/Annotators"  # controlnet-aux detector checkpoints: hub repo or local folder
     random_weights: bool = False  # True for the tiny bundle: pictures show the plumbing, not realism
+    control_methods: Mapping[str, str] = field(default_factory=dict)  # detector method per kind when a unit names none
+
+    def control_method(self, kind: str, requested: str | None) -> str | None:
+        """The detector method a unit uses: its own, else this model set's default for the kind (None: the provider's)."""
+        return requested or self.control_methods.get(kind)
 
     def components(self) -> list[ComponentRef]:
         refs = [self.base]
@@ -114,6 +119,7 @@ class ModelSet:
             "scheduler": self.scheduler,
             "annotators": self.annotators,
             "random_weights": self.random_weights,
+            "control_methods": dict(self.control_methods),
         }
 
     @classmethod
@@ -127,6 +133,7 @@ class ModelSet:
             motion_adapter=ref(data.get("motion_adapter")), scheduler=data.get("scheduler", "dpmpp-2m-karras"),
             default_controls=default_controls_for(data["name"]), annotators=data.get("annotators", "lllyasviel/Annotators"),
             random_weights=bool(data.get("random_weights", False)),
+            control_methods=dict(data.get("control_methods", {})),
         )
 
 
@@ -183,6 +190,8 @@ def tiny_modelset(bundle: str | os.PathLike | None = None, *, build: bool = True
         scheduler="dpmpp-2m-karras",
         default_controls=default_controls_for("tiny"),
         random_weights=True,
+        # Offline there are no annotator checkpoints: weightless detectors stand in unless a unit names another.
+        control_methods={"depth": "inflate", "lineart_anime": "edges"},
     )
 
 

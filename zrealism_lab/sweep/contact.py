@@ -67,7 +67,9 @@ def draw_contact_sheet(cells: Mapping[tuple[int, int], Image.Image | str | None]
     top = title_h + x_title_h + line_h
     width = left + len(x_values) * (cell + GAP) + GAP
     height = top + len(y_values) * (cell + GAP) + GAP + note_h
-    sheet = Image.new("RGB", (max(width, _text_size(probe, title, head_font)[0] + 20), height), BACKGROUND)
+    width = max(width, _text_size(probe, title, head_font)[0] + 20 if title else 0,
+                _text_size(probe, note, small_font)[0] + 20 if note else 0)
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
 
     if title:
@@ -171,7 +173,9 @@ def sweep_contact_sheets(folder: str | os.PathLike, *, cell: int = 128,
         images[row["job"]] = _open(folder / output) if output else None
     source = _source_thumbnail(folder, rows, Path(manifest["source"]["path"]))
     positions = {job["id"]: job["position"] for job in manifest["jobs"]}
-    title = manifest.get("name") or f"sweep of {manifest['source']['image']} ({manifest.get('preset')})"
+    image = manifest["source"]["image"]
+    shown = image if image.startswith("sample:") else Path(image).name
+    title = manifest.get("name") or f"sweep of {shown} ({manifest.get('preset')})"
     note = RANDOM_WEIGHTS_NOTE if manifest.get("random_weights") else None
     return sheets_from_rows(manifest["axes"], rows, images, source=source, cell=cell, title=title, note=note,
                             positions=positions)

@@ -98,7 +98,7 @@ def check_units(settings: Any, models: Any) -> list[str]:
     units = settings.controls if settings.controls is not None else models.default_controls
     for unit in units:
         models.controlnet(unit.kind)
-        CONTROL_PROVIDERS.get(unit.kind).method(unit.method)
+        CONTROL_PROVIDERS.get(unit.kind).method(models.control_method(unit.kind, unit.method))
     return [unit.kind for unit in units]
 
 

@@ -18,8 +18,18 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import CancelledError, ZRealismError
 from ..records import atomic_write_json
-from .manifest import (PLAN_NAME, build_manifest, job_runs_dir, pending_jobs, read_job_state, read_json,
-                       read_manifest, relative, write_job_state, write_manifest)
+from .manifest import (
+    PLAN_NAME,
+    build_manifest,
+    job_runs_dir,
+    pending_jobs,
+    read_job_state,
+    read_json,
+    read_manifest,
+    relative,
+    write_job_state,
+    write_manifest,
+)
 from .spec import SweepSpec, load_spec
 
 JobCallback = Callable[[int, int, Mapping[str, Any]], None]  # (jobs finished, jobs to run, the job's state)
@@ -46,7 +56,7 @@ class SweepResult:
     def summary(self) -> str:
         lines = [f"sweep folder: {self.folder}",
                  f"  jobs: {len(self.manifest['jobs'])} ({self.ran} run now, {self.failed} failed, {self.skipped} "
-                 f"already finished)" + (f" on {self.num_processes} processes" if self.num_processes > 1 else "")]
+                 f"skipped as done before)" + (f" on {self.num_processes} processes" if self.num_processes > 1 else "")]
         lines += [f"  contact sheet: {path}" for path in self.contact_sheets]
         if self.results_path is not None:
             lines.append(f"  results: {self.results_path}")
@@ -82,8 +92,11 @@ class Processes:
             return list(mine)
 
     def device(self, requested: str) -> str:
-        """The engine device of this process: its own GPU under accelerate, else what was asked for."""
+        """The engine device of this process: its own GPU under accelerate, else what was asked for (CPU when
+        `accelerate launch --cpu` started it)."""
         if self.state is None:
+            if requested == "auto" and os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
+                return "cpu"
             return requested
         device = self.state.device
         if device.type == "cuda":

@@ -255,7 +255,8 @@ def _check_axis(axis: Axis, base_units: tuple[ControlUnit, ...] | None) -> None:
     if axis.name.startswith("controls"):
         parts = axis.name.split(".")
         if len(parts) != 3 or parts[2] not in UNIT_AXIS_FIELDS:
-            raise SettingsError("axes", axis.name, "controls.KIND.FIELD with FIELD one of " + ", ".join(UNIT_AXIS_FIELDS))
+            raise SettingsError("axes", axis.name,
+                                "controls.KIND.FIELD with FIELD one of " + ", ".join(UNIT_AXIS_FIELDS))
         kind, name = parts[1], parts[2]
         kinds = [u.kind for u in base_units or ()]
         if kind not in kinds:
