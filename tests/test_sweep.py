@@ -28,8 +28,12 @@ def _control_kinds(engine) -> tuple[str, str]:
     if os.environ.get("ZREALISM_ANNOTATOR_DIR"):
         pytest.skip("annotator checkpoints are configured, so no job fails for lack of them")
     kinds = list(engine.models.controlnets)
-    working = [k for k in kinds if not CONTROL_PROVIDERS.get(k).needs_weights()]
-    failing = [k for k in kinds if CONTROL_PROVIDERS.get(k).needs_weights()]
+
+    def needs_weights(kind: str) -> bool:  # the detector this model set uses for a unit that names no method
+        return CONTROL_PROVIDERS.get(kind).needs_weights(engine.models.control_method(kind, None))
+
+    working = [k for k in kinds if not needs_weights(k)]
+    failing = [k for k in kinds if needs_weights(k)]
     if not working or not failing:
         pytest.skip("no pair of weightless and weight-needing control kinds in this model set")
     return working[0], failing[0]

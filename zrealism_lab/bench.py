@@ -30,9 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -311,11 +312,11 @@ class PeakPoller:
             self.peak = max(self.peak, process.memory_info().rss)
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "PeakPoller":
+    def __enter__(self) -> PeakPoller:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
 
@@ -381,26 +382,11 @@ def static_overhead_rows(engine: Any, size: int, repeats: int, section: str = "o
     components, inputs and seed; then whole lab runs (evaluate=False, and with metrics and the record)."""
     import torch
 
-    from .prompts import prepare_prompts
     from .schedulers import make_scheduler
     from .static import run_static
 
-    settings = static_settings(size, controls=controls)
+    pipe, call, settings, kinds = static_overhead_inputs(engine, size, controls)
     image = source_image(size)
-    first = run_static(image, settings, engine=engine, evaluate=False)
-    ctx = first.context
-    kinds = tuple(u.kind for u in ctx.units)
-    pipe = engine.static_pipeline(kinds)
-    prompt_kwargs = prepare_prompts(pipe, ctx.prompt, ctx.negative_prompt).pipeline_kwargs()
-    call: dict[str, Any] = dict(image=ctx.prepared.image, strength=settings.strength,
-                                num_inference_steps=settings.steps, guidance_scale=settings.cfg, output_type="pil",
-                                **prompt_kwargs)
-    if kinds:
-        call.update(control_image=[ctx.control_maps[k].image for k in kinds],
-                    controlnet_conditioning_scale=[u.scale for u in ctx.units],
-                    control_guidance_start=[u.start for u in ctx.units],
-                    control_guidance_end=[u.end for u in ctx.units],
-                    width=ctx.prepared.size[0], height=ctx.prepared.size[1])
     lab_runs: list[Any] = []
     lab_walls: list[float] = []
     bare_walls: list[float] = []
@@ -519,8 +505,10 @@ def temporal_overhead_rows(engine: Any, size: int, repeats: int, frames: int = 8
         bare_walls.append(time.perf_counter() - start)
         bare_frames[:] = output.frames[0]
 
-    interleaved({"lab": lab, "bare": bare}, repeats)
-    lab_walls, bare_walls, runs = lab_walls[1:], bare_walls[1:], lab_runs[1:]
+    bare()  # warm-up (the first lab run above warmed the lab path)
+    bare_walls.clear()
+    interleaved({"lab": lab, "bare": bare}, repeats, warmup=0)
+    runs = lab_runs
     generation = Samples([_generation_seconds(w, r.timings) for w, r in zip(lab_walls, runs)])
     bare_s = Samples(bare_walls)
     difference = max_pixel_difference(runs[-1].raw_frames, bare_frames)
@@ -547,8 +535,7 @@ def thread_rows(engine: Any, threads: int, repeats: int, size: int = 64) -> list
     from .schedulers import make_scheduler
 
     previous = torch.get_num_threads()
-    result = static_overhead_inputs(engine, size)
-    pipe, call, settings = result
+    pipe, call, settings, _ = static_overhead_inputs(engine, size)
 
     def bare() -> None:
         pipe.scheduler = make_scheduler(settings.scheduler, engine.scheduler_config(), seed=0)
@@ -570,12 +557,14 @@ def thread_rows(engine: Any, threads: int, repeats: int, size: int = 64) -> list
                      f"load average {_load()}")]
 
 
-def static_overhead_inputs(engine: Any, size: int) -> tuple[Any, dict[str, Any], Any]:
-    """The tiny static pipeline and a bare call's arguments (the lab's prepared image and maps) at ``size``."""
+def static_overhead_inputs(engine: Any, size: int, controls: Any = None
+                           ) -> tuple[Any, dict[str, Any], Any, tuple[str, ...]]:
+    """The engine's static pipeline, a bare call's arguments (the lab's own prepared image, control maps and
+    prompts at ``size``), the settings and the control kinds."""
     from .prompts import prepare_prompts
     from .static import understand_source
 
-    settings = static_settings(size)
+    settings = static_settings(size, controls=controls)
     ctx = understand_source(source_image(size), settings, engine)
     kinds = tuple(u.kind for u in ctx.units)
     pipe = engine.static_pipeline(kinds)
@@ -588,7 +577,7 @@ def static_overhead_inputs(engine: Any, size: int) -> tuple[Any, dict[str, Any],
                     control_guidance_start=[u.start for u in ctx.units],
                     control_guidance_end=[u.end for u in ctx.units],
                     width=ctx.prepared.size[0], height=ctx.prepared.size[1])
-    return pipe, call, settings
+    return pipe, call, settings, kinds
 
 
 def temporal_available() -> bool:
@@ -619,7 +608,7 @@ def metrics_rows(repeats: int) -> list[Row]:
     try:
         pair = interleaved({"pair": lambda: evaluate_pair(source, output, mask=mask)}, repeats)["pair"]
         rows.append(row(section, "evaluate_pair 1024x1024 (with mask)", pair.median, "s", "<= 0.3", pair.text()))
-    except Exception as exc:  # report, keep measuring the rest
+    except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
         rows.append(failed_row(section, "evaluate_pair 1024x1024", exc))
     base = np.asarray(source_image(640).convert("RGB"))
     clip = np.stack([np.clip(base[8 + t: 520 + t, 8 + 2 * t: 520 + 2 * t].astype(np.int16)
@@ -627,7 +616,7 @@ def metrics_rows(repeats: int) -> list[Row]:
     try:
         clip_s = interleaved({"clip": lambda: evaluate_clip(clip)}, max(2, repeats // 2))["clip"]
         rows.append(row(section, "evaluate_clip 16 x 512x512", clip_s.median, "s", "<= 3", clip_s.text()))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
         rows.append(failed_row(section, "evaluate_clip 16 x 512x512", exc))
     return rows
 
@@ -670,7 +659,7 @@ def hot_path_rows() -> list[Row]:
             rows.append(row(section, f"{what}: heavy modules imported", len(heavy), "", "== 0",
                             ", ".join(heavy) or "none"))
             rows.append(row(section, f"{what}: seconds in a fresh interpreter", seconds, "s"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
             rows.append(failed_row(section, what, exc))
     return rows
 
@@ -702,21 +691,24 @@ def fullsize_rows(bundle: Path | None, clip_frames: Sequence[int], on_line: Call
         on_line("  static engine: load, switch to temporal, memory, seconds per step ...")
         static = run_child("static", folder, {"size": 256, "steps": 6, "strength": 0.5})
         rows += [
-            row(section, "load static parts from safetensors folder (engine path)", static["load_static"], "s",
-                note="UNet, VAE, text encoder, 2 ControlNets; warm page cache (written just before); "
-                     + _loads(static["load_seconds"])),
-            row(section, "load motion adapter v1-5-2", static["load_adapter"], "s"),
+            row(section, "load static parts from a safetensors folder (engine path)", static["load_static"], "s",
+                note=f"UNet, VAE, text encoder, 2 ControlNets: from_pretrained {format_value(static['load_static_lazy'])}"
+                     f" s (weights stay memory-mapped) + paging every weight in "
+                     f"{format_value(static['page_in_static'])} s from a warm page cache"),
+            row(section, "load + page in motion adapter v1-5-2", static["load_adapter"], "s"),
             row(section, "static -> temporal switch (first: builds the shared motion UNet)", static["switch"], "s",
                 "< 1", f"components loaded during the switch: {static['loaded_during_switch'] or 'none'}; "
-                       f"bytes read by read(): {static['switch_read_bytes']}"),
+                       f"bytes read by read() (imports): {static['switch_read_bytes']}"),
             row(section, "static <-> temporal switch again (cached pipelines)", static["switch_again"] * 1e3, "ms"),
             row(section, "resident memory: static (RSS)", static["rss_static"] / GIB, "GiB",
-                note=f"weights {static['static_weight_bytes'] / GIB:.2f} GiB"),
+                note=f"weights {static['static_weight_bytes'] / GIB:.2f} GiB; {_memory_note(static['mem_static'])}"),
             row(section, "resident memory: static + temporal (RSS)", static["rss_both"] / GIB, "GiB",
                 f"<= {(static['rss_static'] + static['motion_bytes']) * 1.10 / GIB:.2f}",
-                f"target = (static + motion modules {static['motion_bytes'] / GIB:.2f} GiB) + 10%"),
+                f"target = (static + motion modules {static['motion_bytes'] / GIB:.2f} GiB) x 1.1; "
+                f"{_memory_note(static['mem_both'])}"),
             row(section, "static 256 px, 2 ControlNets, CFG: seconds per denoising step", static["step"], "s/step",
-                note=f"lab run_static; step intervals {_fmt_list(static['steps'])}"),
+                note=f"lab run_static; step intervals {_fmt_list(static['steps'])}; first step (prompt, VAE "
+                     f"encode, step) {format_value(static['first_step'])} s"),
         ]
         if static.get("unet_forward"):
             forward = static["unet_forward"]
@@ -729,7 +721,8 @@ def fullsize_rows(bundle: Path | None, clip_frames: Sequence[int], on_line: Call
         temporal = run_child("temporal", folder, {"size": 256, "frames": 8, "steps": 4, "strength": 0.5})
         rows += [
             row(section, "load temporal parts (engine path, fresh process)", temporal["load"], "s"),
-            row(section, "resident memory: temporal only (RSS)", temporal["rss_temporal"] / GIB, "GiB"),
+            row(section, "resident memory: temporal only (RSS)", temporal["rss_temporal"] / GIB, "GiB",
+                note=_memory_note(temporal["mem_temporal"])),
             row(section, "8-frame clip 256 px, 2 ControlNets, CFG: seconds per denoising step", temporal["step"],
                 "s/step", note=f"lab run_temporal; step intervals {_fmt_list(temporal['steps'])}; "
                                f"first step (with VAE encode) {format_value(temporal['first_step'])} s"),
@@ -743,7 +736,7 @@ def fullsize_rows(bundle: Path | None, clip_frames: Sequence[int], on_line: Call
                                 note=f"after loading {point['rss_loaded'] / GIB:.2f} GiB, generation adds "
                                      f"{(point['peak'] - point['rss_loaded']) / GIB:.2f} GiB; "
                                      f"{format_value(point['seconds'])} s; windows: {point['windows']}"))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
                 rows.append(failed_row(section, f"peak RSS, {frames} frames", exc))
         if len(peaks) >= 2:
             low, high = min(peaks), max(peaks)
@@ -757,8 +750,10 @@ def fullsize_rows(bundle: Path | None, clip_frames: Sequence[int], on_line: Call
     return rows
 
 
-def _loads(load_seconds: dict[str, float]) -> str:
-    return ", ".join(f"{k} {format_value(v)}" for k, v in load_seconds.items())
+def _memory_note(memory: dict[str, int]) -> str:
+    if "anon" not in memory:
+        return ""
+    return f"anonymous {memory['anon'] / GIB:.2f} GiB, file-backed (mapped weights) {memory['file'] / GIB:.2f} GiB"
 
 
 def _fmt_list(values: Sequence[float]) -> str:
@@ -805,7 +800,7 @@ def gpu_rows(bundle: Path | None, on_line: Callable[[str], None]) -> list[Row]:
                         note=f"bare {bare['peak'] / GIB:.2f} GiB"),
                     row(section, f"{label}: bare peak GPU memory", bare["peak"] / GIB, "GiB"),
                 ]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
             rows.append(failed_row(section, "fp16 512 px static and clip", exc))
         on_line(f"  GPU: low-memory mode under a {GPU_LOW_MEMORY_GIB:g} GiB cap ...")
         try:
@@ -821,7 +816,7 @@ def gpu_rows(bundle: Path | None, on_line: Callable[[str], None]) -> list[Row]:
                             note=f"tried {low['still_sizes']}"))
             rows.append(row(section, "low memory: most frames at 512 px", low["most_frames"], "frames",
                             note=f"tried {low['frame_counts']}"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
             rows.append(failed_row(section, "low-memory mode", exc))
     finally:
         if own_bundle:
@@ -872,6 +867,42 @@ def _read_chars() -> int:
         return 0
 
 
+def page_in(modules: Sequence[Any]) -> float:
+    """Read one value per 4 KiB page of every weight; returns the seconds it took.
+
+    diffusers maps safetensors files into memory and reads a weight only when it is first used, so right after
+    ``from_pretrained`` neither the load time nor the resident memory is the real one. Touching every page makes
+    both honest (the pages come from the page cache when the files were just written, from disk otherwise)."""
+    import torch
+
+    start = time.perf_counter()
+    with torch.no_grad():
+        for module in modules:
+            for tensor in [*module.parameters(), *module.buffers()]:
+                if tensor.numel() and tensor.device.type == "cpu":
+                    tensor.reshape(-1)[::1024].sum()
+    return time.perf_counter() - start
+
+
+def memory_breakdown() -> dict[str, int]:
+    """Resident memory of this process: total, anonymous (heap, copies) and file-backed (mapped weights)."""
+    values = {"rss": rss_bytes()}
+    try:
+        status = Path("/proc/self/status").read_text()
+        for key, name in (("RssAnon", "anon"), ("RssFile", "file")):
+            values[name] = int(re.search(key + r":\s+(\d+)\s+kB", status).group(1)) * 1024
+    except (OSError, AttributeError):
+        pass
+    return values
+
+
+def _modules(engine: Any, roles: Sequence[str]) -> list[Any]:
+    return [engine.component(role) for role in roles if role != "tokenizer"]
+
+
+STATIC_ROLES = ("unet", "vae", "text_encoder", *[f"controlnet:{k}" for k in CONTROL_KINDS])
+
+
 def _child_static(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     import torch
 
@@ -884,12 +915,15 @@ def _child_static(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     engine = _fullsize_engine(bundle, device="cpu", offload="none")
     start = time.perf_counter()
     engine.static_pipeline(CONTROL_KINDS)
-    out["load_static"] = time.perf_counter() - start
-    out["rss_static"] = rss_bytes()
-    out["static_weight_bytes"] = sum(parameter_bytes(engine.component(r)) for r in
-                                     ("unet", "vae", "text_encoder", *[f"controlnet:{k}" for k in CONTROL_KINDS]))
+    out["load_static_lazy"] = time.perf_counter() - start
+    out["page_in_static"] = page_in(_modules(engine, STATIC_ROLES))
+    out["load_static"] = out["load_static_lazy"] + out["page_in_static"]
+    out["mem_static"] = memory_breakdown()
+    out["rss_static"] = out["mem_static"]["rss"]
+    out["static_weight_bytes"] = sum(parameter_bytes(m) for m in _modules(engine, STATIC_ROLES))
     start = time.perf_counter()
     adapter = engine.component("motion_adapter")
+    page_in([adapter])
     out["load_adapter"] = time.perf_counter() - start
     out["motion_bytes"] = parameter_bytes(adapter)
     loaded = set(engine.load_seconds)
@@ -903,7 +937,8 @@ def _child_static(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     engine.static_pipeline(CONTROL_KINDS)
     temporal_pipeline(engine, CONTROL_KINDS)
     out["switch_again"] = (time.perf_counter() - start) / 2
-    out["rss_both"] = rss_bytes()
+    out["mem_both"] = memory_breakdown()
+    out["rss_both"] = out["mem_both"]["rss"]
     out["load_seconds"] = dict(engine.load_seconds)
 
     clock = StepClock()
@@ -912,7 +947,9 @@ def _child_static(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     run_static(source_image(params["size"]), settings, engine=engine, evaluate=False, on_step=clock.on_step)
     out["steps"] = clock.intervals()
     out["step"] = statistics.median(out["steps"]) if out["steps"] else None
-    out["unet_forward"] = _unet_layout_probe(engine.component("unet"), params["size"] // 8)
+    out["first_step"] = clock.first_step()
+    if params.get("layout_probe", True):
+        out["unet_forward"] = _unet_layout_probe(engine.component("unet"), params["size"] // 8)
     return out
 
 
@@ -954,8 +991,10 @@ def _child_temporal(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     engine = _fullsize_engine(bundle, device="cpu", offload="none")
     start = time.perf_counter()
     temporal_pipeline(engine, CONTROL_KINDS)
+    page_in(_modules(engine, (*STATIC_ROLES, "motion_adapter")))
     out["load"] = time.perf_counter() - start
-    out["rss_temporal"] = rss_bytes()
+    out["mem_temporal"] = memory_breakdown()
+    out["rss_temporal"] = out["mem_temporal"]["rss"]
     clock = StepClock()
     settings = temporal_settings(params["size"], frames=params["frames"], steps=params["steps"],
                                  strength=params["strength"], controls=FULLSIZE_CONTROLS)
@@ -977,6 +1016,7 @@ def _child_clip(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     torch.set_grad_enabled(False)
     engine = _fullsize_engine(bundle, device="cpu", offload="none")
     temporal_pipeline(engine, CONTROL_KINDS)
+    page_in(_modules(engine, (*STATIC_ROLES, "motion_adapter")))
     out: dict[str, Any] = {"rss_loaded": rss_bytes()}
     settings = temporal_settings(params["size"], frames=params["frames"], steps=2, strength=0.5,
                                  controls=FULLSIZE_CONTROLS, context_length=16, context_stride=4)
@@ -1060,6 +1100,7 @@ def _child_gpu_lowmem(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     """Under a per-process cap of ``cap_gib``: does a 512 px still and a 16-frame 512 px clip complete with model
     and with sequential offload, VAE slicing + tiling and attention slicing; then the largest sizes that fit."""
     import dataclasses
+    import functools
 
     import torch
 
@@ -1070,10 +1111,11 @@ def _child_gpu_lowmem(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     torch.set_grad_enabled(False)
     total = torch.cuda.get_device_properties(0).total_memory
     torch.cuda.set_per_process_memory_fraction(min(1.0, params["cap_gib"] * GIB / total))
-    oom = (torch.cuda.OutOfMemoryError, RuntimeError)
+    image = source_image(512)
 
     def engine_for(offload: str) -> Any:
         engine = _fullsize_engine(bundle, device="cuda", offload=offload, dtype="float16")
+        # The plan picks slicing from the card's size; under an artificial cap the card looks big, so set it here.
         engine.plan = dataclasses.replace(engine.plan, vae_slicing=True, vae_tiling=True, attention_slicing=True,
                                           decode_chunk=2)
         return engine
@@ -1083,16 +1125,19 @@ def _child_gpu_lowmem(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
+        error = None
         try:
             run()
-        except oom as exc:
-            if isinstance(exc, RuntimeError) and "out of memory" not in str(exc).lower() \
-                    and not isinstance(exc, torch.cuda.OutOfMemoryError):
+            torch.cuda.synchronize()
+        except Exception as exc:  # only out-of-memory is an answer; anything else is re-raised
+            if not _is_out_of_memory(exc):
                 raise
-            gc.collect()
-            torch.cuda.empty_cache()
-            return {"ok": False, "error": str(exc).splitlines()[0][:160]}
-        torch.cuda.synchronize()
+            error = str(exc).splitlines()[0][:160]
+        # the exception (and its frames' tensors) is gone here, so the cache can really be emptied
+        gc.collect()
+        torch.cuda.empty_cache()
+        if error is not None:
+            return {"ok": False, "error": error}
         return {"ok": True, "seconds": time.perf_counter() - start, "peak": torch.cuda.max_memory_allocated()}
 
     still = static_settings(512, steps=8, strength=0.5, controls=FULLSIZE_CONTROLS)
@@ -1101,27 +1146,36 @@ def _child_gpu_lowmem(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     for offload in ("model", "sequential"):
         engine = engine_for(offload)
         out["modes"][offload] = {
-            "still": attempt(lambda: run_static(source_image(512), still, engine=engine, evaluate=False)),
-            "clip": attempt(lambda: run_temporal(source_image(512), clip, engine=engine, evaluate=False)),
+            "still": attempt(functools.partial(run_static, image, still, engine=engine, evaluate=False)),
+            "clip": attempt(functools.partial(run_temporal, image, clip, engine=engine, evaluate=False)),
         }
         del engine
     engine = engine_for("model")
     out["still_sizes"], out["largest_still"] = [], None
     for size in (512, 640, 768, 1024, 1280, 1536, 2048):
         out["still_sizes"].append(size)
-        if not attempt(lambda: run_static(source_image(size), still.replace(size=size, detect_resolution=512,
-                                                                            steps=2), engine=engine,
-                                          evaluate=False))["ok"]:
+        settings = still.replace(size=size, detect_resolution=512, steps=4)
+        if not attempt(functools.partial(run_static, source_image(size), settings, engine=engine,
+                                         evaluate=False))["ok"]:
             break
         out["largest_still"] = size
     out["frame_counts"], out["most_frames"] = [], None
     for frames in (16, 24, 32, 48, 64):
         out["frame_counts"].append(frames)
-        if not attempt(lambda: run_temporal(source_image(512), clip.replace(frames=frames, steps=2), engine=engine,
-                                            evaluate=False))["ok"]:
+        settings = clip.replace(frames=frames, steps=4)
+        if not attempt(functools.partial(run_temporal, image, settings, engine=engine, evaluate=False))["ok"]:
             break
         out["most_frames"] = frames
     return out
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "alloc_failed" in text)
 
 
 CHILD_TASKS: dict[str, Callable[[Path, dict[str, Any]], dict[str, Any]]] = {
@@ -1187,19 +1241,19 @@ def run_bench(*, quick: bool = False, repeats: int | None = None, sizes: Sequenc
         for size in sizes:
             try:
                 report.add(static_overhead_rows(engine, size, repeats))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
                 report.add(failed_row("overhead (tiny)", f"static {size} px", exc))
         if temporal and temporal_available():
             for size in sizes:
                 try:
                     report.add(temporal_overhead_rows(engine, size, repeats))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
                     report.add(failed_row("overhead (tiny)", f"temporal {size} px", exc))
         else:
             report.add(Row("overhead (tiny)", "temporal", None, status="skipped: zrealism_lab.temporal unavailable"))
         try:
             report.add(thread_rows(engine, default_threads, repeats))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
             report.add(failed_row("overhead (tiny)", "threads", exc))
         on_line("metrics engine ...")
         report.add(metrics_rows(repeats))
@@ -1209,7 +1263,7 @@ def run_bench(*, quick: bool = False, repeats: int | None = None, sizes: Sequenc
             on_line("full-size SD1.5 with random weights (child processes) ...")
             try:
                 report.add(fullsize_rows(Path(fullsize_dir) if fullsize_dir else None, clip_frames, on_line))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
                 report.add(failed_row("full size (random weights)", "full-size rows", exc))
         if gpu or torch.cuda.is_available():
             if gpu:
@@ -1224,7 +1278,7 @@ def run_bench(*, quick: bool = False, repeats: int | None = None, sizes: Sequenc
     return report
 
 
-def add_parser(subparsers: "argparse._SubParsersAction") -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench", help="measure speed and memory against bare diffusers (tiny bundle, full-size random weights, GPU)",
         description=__doc__.split("\n\n")[0] + " Prints a Markdown table; --json also writes it as JSON.",

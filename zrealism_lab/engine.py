@@ -123,13 +123,14 @@ class Engine:
         """An A1111-style single checkpoint holds the UNet, VAE and text encoder together: convert it once."""
         import diffusers
 
+        from .models.loading import _check_pickle, hub_offline
+
         ref = self.ref(role)
-        if ref.location.lower().endswith((".ckpt", ".pt", ".pth", ".bin")) and not self.allow_pickle:
-            from .models.loading import _check_pickle
-            _check_pickle(ref, False)
+        _check_pickle(ref, self.allow_pickle)  # every pickle suffix (.pkl too), as for any other single file
+        # Without a config, diffusers fetches the SD1.5 config from the hub (from the cache when it is there).
         pipe = diffusers.StableDiffusionPipeline.from_single_file(
             ref.location, config=ref.config, torch_dtype=self.plan.torch_dtype, safety_checker=None,
-            local_files_only=True)
+            local_files_only=hub_offline() or ref.config is not None)
         for part in BASE_PARTS:
             if part == "vae" and self.models.vae is not None:
                 continue
@@ -145,7 +146,7 @@ class Engine:
             if ref.kind == "folder":
                 config = DDIMScheduler.load_config(ref.location)
             else:
-                config = DDIMScheduler.load_config(ref.location, subfolder=ref.subfolder, local_files_only=True)
+                config = _hub_config(DDIMScheduler, ref)
             self._scheduler_config = dict(config)
         return self._scheduler_config
 
@@ -190,7 +191,7 @@ class Engine:
         if plan.offload == "model":
             pipe.enable_model_cpu_offload()
         elif plan.offload == "sequential":
-            pipe.enable_sequential_cpu_offload()
+            self._offload_sequential(pipe)
         if plan.attention_slicing:
             pipe.enable_attention_slicing()
         vae = pipe.vae
@@ -199,9 +200,55 @@ class Engine:
         if plan.vae_tiling and hasattr(vae, "enable_tiling"):
             vae.enable_tiling()
 
+    def _offload_sequential(self, pipe: Any) -> None:
+        """Sequential CPU offload over shared modules. diffusers' enable_sequential_cpu_offload offloads each
+        component on its own, but this engine's pipelines share modules (the static and temporal pipelines, the
+        motion UNet and its adapter), and offloading a module a second time finds its weights already on the meta
+        device and fails. So every hook on the pipeline's modules is removed first (which puts the weights back),
+        then each module is offloaded exactly once."""
+        import torch
+        from accelerate import cpu_offload
+
+        device = torch.device(self.plan.device)
+        named = [(name, m) for name, m in pipe.components.items() if isinstance(m, torch.nn.Module)]
+        release_offload([m for _, m in named])
+        for name, module in named:
+            if name in getattr(pipe, "_exclude_from_cpu_offload", ()):
+                module.to(device)
+            elif not any(p.device.type == "meta" for p in module.parameters()):
+                cpu_offload(module, device, offload_buffers=len(module._parameters) > 0)
+            # else: its weights are a module's offloaded just before (the adapter's motion modules in the motion UNet)
+
     def describe(self) -> dict[str, Any]:
         return {"models": self.models.to_dict(), "hardware": self.plan.to_dict(), "loaded": self.loaded_roles(),
                 "load_seconds": {k: round(v, 3) for k, v in self.load_seconds.items()}}
+
+
+def release_offload(modules: Iterable[Any]) -> None:
+    """Remove accelerate's offload hooks from modules and all their submodules, putting offloaded weights back on
+    the CPU (the motion UNet must be built from real tensors, and a module must be offloaded only once)."""
+    from accelerate.hooks import remove_hook_from_module
+
+    for module in modules:
+        remove_hook_from_module(module, recurse=True)
+
+
+def _hub_config(cls: Any, ref: ComponentRef) -> dict[str, Any]:
+    """A hub component's config: from the local cache first, then downloaded unless the hub is offline. Loading
+    the UNet, VAE and text encoder fetches only their own subfolders, so the scheduler's config may not be cached."""
+    from .models.loading import hub_offline
+
+    kwargs = {"subfolder": ref.subfolder} if ref.subfolder else {}
+    try:
+        return cls.load_config(ref.location, local_files_only=True, **kwargs)
+    except (OSError, ValueError):
+        if hub_offline():
+            raise missing_weights_error([locate(ref)]) from None
+    try:
+        return cls.load_config(ref.location, **kwargs)
+    except (OSError, ValueError) as exc:
+        status = ComponentStatus(ref.role, ref, False, None, 0, f"download failed: {str(exc).splitlines()[0][:200]}")
+        raise missing_weights_error([status]) from None
 
 
 _ENGINES: dict[tuple, Engine] = {}
@@ -212,7 +259,11 @@ def get_engine(models: ModelSet | str | os.PathLike | None = "realistic-vision",
                offload: str = "auto", dtype: str | None = None, allow_pickle: bool = False) -> Engine:
     """The session's engine for a model set and device: a second run with the same model set loads nothing."""
     modelset = resolve_modelset(models)
-    key = (repr(modelset.to_dict()), device, offload, dtype, allow_pickle)
+    # Keyed by what is loaded where: 'auto' and the device it resolves to are one engine (two would load every
+    # weight twice on one GPU), and the default units are part of the model set even though to_dict omits them.
+    plan = plan_hardware(device, offload, dtype)
+    key = (repr(modelset.to_dict()), repr(modelset.default_controls), plan.device, plan.offload, plan.dtype,
+           allow_pickle)
     with _ENGINES_LOCK:
         if key not in _ENGINES:
             _ENGINES[key] = Engine(modelset, device=device, offload=offload, dtype=dtype, allow_pickle=allow_pickle)

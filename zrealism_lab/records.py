@@ -117,6 +117,21 @@ def model_hashes(engine: Any, roles: Iterable[str]) -> dict[str, dict[str, str]]
     return hashes
 
 
+def safe_output_name(name: Any) -> str:
+    """An output's name relative to its run folder ('output.png', 'frames/frame_0001.png'). Names are read back
+    from record.json, which anyone can edit, so one that could point outside the folder (absolute, '..', a
+    backslash, a drive colon, NUL, an empty part) is refused instead of being joined to the folder."""
+    from .errors import IntakeError
+
+    parts = name.split("/") if isinstance(name, str) and name else []
+    if (not parts or any(part in ("", ".", "..") for part in parts)
+            or any(bad in name for bad in ("\\", ":", "\x00"))):
+        raise IntakeError(f"the output name {name!r} is not a plain file name inside the run folder: the record was "
+                          "edited or damaged, so its outputs are not read. Allowed: names like 'output.png' or "
+                          "'frames/frame_0001.png'.")
+    return name
+
+
 class RunWriter:
     """Creates a run folder and writes its outputs and record.json atomically."""
 
@@ -140,14 +155,14 @@ class RunWriter:
                 continue
 
     def save_png(self, name: str, image: Image.Image, text: dict[str, str] | None = None) -> Path:
-        path = self.folder / name
+        path = self.folder / safe_output_name(name)
         data = png_bytes(image, text)
         atomic_write_bytes(path, data)
         self.outputs[name] = hashlib.sha256(data).hexdigest()
         return path
 
     def save_file(self, name: str, data: bytes) -> Path:
-        path = self.folder / name
+        path = self.folder / safe_output_name(name)
         atomic_write_bytes(path, data)
         self.outputs[name] = hashlib.sha256(data).hexdigest()
         return path
@@ -259,7 +274,7 @@ def verify_outputs(run_dir: str | os.PathLike, record: dict[str, Any] | None = N
     record = record if record is not None else read_record(folder)
     states: dict[str, str] = {}
     for name, digest in (record.get("outputs") or {}).items():
-        path = folder / name
+        path = folder / safe_output_name(name)
         if not path.is_file():
             states[name] = "missing"
         else:

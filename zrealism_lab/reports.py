@@ -107,6 +107,9 @@ def run_report(kind: str, parameters: Mapping[str, Any] | None = None, out_dir: 
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    if not isinstance(kind, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", kind):
+        # the kind names the written notebook files, so it must not carry a path
+        raise SettingsError("report", kind, "a report name of letters, digits, '-' and '_' (" + ", ".join(REPORTS) + ")")
     source = Path(notebook) if notebook is not None else notebook_path(kind)
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)

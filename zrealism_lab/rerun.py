@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import IntakeError, SettingsError, ZRealismError
-from .records import compare_model_hashes, read_record, sha256_file
+from .records import compare_model_hashes, missing_record_fields, read_record, safe_output_name, sha256_file
 
 
 class ChangedWeightsError(ZRealismError):
@@ -110,15 +110,23 @@ def plan_rerun(record_dir: str | os.PathLike, *, image: str | os.PathLike | None
     if record.get("status") != "completed":
         raise IntakeError(f"{folder} holds a {record.get('status')} run: only completed runs record their source and "
                           "outputs, so only they can be repeated exactly. Start a new run with the same settings instead.")
+    missing = [name for name in missing_record_fields(record) if name in ("settings", "models", "hardware")]
+    if missing or not isinstance(record.get("settings"), dict) or not isinstance(record.get("models"), dict):
+        raise IntakeError(f"{folder / 'record.json'} lacks what a rerun needs ({', '.join(missing) or 'settings/models'}"
+                          "): the record is damaged or was edited. Start a new run with the same settings instead.")
     spec = _KINDS[kind]()
-    settings = _settings_from_record(spec.settings_class(), record)
+    notes: list[str] = []
+    settings = _settings_from_record(spec.settings_class(), record, notes)
     if record.get("mode") == "clip":
         inputs = {"clip": _check_input(record.get("clip") or {}, image, "clip")}
     else:
         _refuse_still_from_static(record, folder)
         inputs = {"source": _check_input(record.get("source") or {}, image, "image")}
-    notes: list[str] = []
-    models = ModelSet.from_dict(record["models"])
+    try:
+        models = ModelSet.from_dict(record["models"])
+    except (KeyError, TypeError) as exc:
+        raise IntakeError(f"{folder / 'record.json'} has an unreadable 'models' entry ({type(exc).__name__}: {exc}): "
+                          "the record is damaged or was edited.") from None
     if models.random_weights and models.name == "tiny" and not Path(models.base.location).exists():
         # The tiny bundle is rebuilt from its seed on any machine; the hash check below proves it is the same.
         models = tiny_modelset()
@@ -128,7 +136,9 @@ def plan_rerun(record_dir: str | os.PathLike, *, image: str | os.PathLike | None
     return RerunPlan(folder, record, kind, inputs, settings, models, hardware, notes)
 
 
-def _settings_from_record(settings_class: Any, record: dict[str, Any]) -> Any:
+def _settings_from_record(settings_class: Any, record: dict[str, Any], notes: list[str] | None = None) -> Any:
+    import dataclasses
+
     from .settings import control_unit_from
 
     settings = settings_class.from_dict(record["settings"])
@@ -137,6 +147,17 @@ def _settings_from_record(settings_class: Any, record: dict[str, Any]) -> Any:
         # The units the run really used (profile scales applied, an empty pose dropped): exact even if the model
         # set's default units change between versions.
         settings = settings.replace(controls=tuple(control_unit_from(u) for u in units))
+    if getattr(settings, "controls", None):
+        # Loading pickle checkpoints is the user's decision, never a file's: an opt-in stored in a record (which
+        # anyone can edit) is dropped; the user can still opt in with ZREALISM_ALLOW_PICKLE_ANNOTATORS=1.
+        opted = [u.kind for u in settings.controls if isinstance(u.params, dict) and u.params.get("allow_pickle")]
+        if opted:
+            settings = settings.replace(controls=tuple(
+                dataclasses.replace(u, params={k: v for k, v in u.params.items() if k != "allow_pickle"})
+                if u.kind in opted else u for u in settings.controls))
+            if notes is not None:
+                notes.append(f"the record allowed pickle checkpoints for {', '.join(opted)}; a rerun does not take "
+                             "that from a record: set ZREALISM_ALLOW_PICKLE_ANNOTATORS=1 if you trust the files")
     return settings.validated()
 
 
@@ -230,7 +251,7 @@ def compare_outputs(old_dir: str | os.PathLike, new_dir: str | os.PathLike,
     record = record if record is not None else read_record(old_dir)
     states: dict[str, str] = {}
     for name in record.get("outputs") or {}:
-        old, new = old_dir / name, new_dir / name
+        old, new = old_dir / safe_output_name(name), new_dir / safe_output_name(name)
         if not old.is_file() or not new.is_file():
             states[name] = "missing"
         elif name.lower().endswith(".png"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from .errors import SettingsError
+from .errors import IntakeError, SettingsError
 
 SAMPLE_NAMES: tuple[str, ...] = ("transparent", "dark", "light", "scenic")
 SAMPLES_DIR = Path(__file__).with_name("samples")
@@ -208,7 +208,7 @@ def sample_path(name: str) -> Path:
     """Path of the shipped PNG of sample ``name``."""
     path = SAMPLES_DIR / f"{_check_name(name)}.png"
     if not path.is_file():
-        raise FileNotFoundError(f"sample '{name}' is missing from the package ({path.name}); "
+        raise IntakeError(f"sample '{name}' is missing from the package ({path.name}); "
                                 "regenerate the samples with `python -m zrealism_lab.samples`.")
     return path
 

@@ -63,6 +63,16 @@ def resolve_units(settings: StaticSettings, engine: Engine, profile: Any) -> tup
     return units
 
 
+def check_named_settings(settings: StaticSettings, engine: Engine) -> None:
+    """The settings that name things (a profile, the control kinds of this model set), checked before a run folder
+    is created: a typo must not leave a failed run behind."""
+    from .profiles import find_profile, get_profile
+
+    profile = (find_profile(settings.profile) or get_profile(settings.profile)) if settings.profile else None
+    for unit in resolve_units(settings, engine, profile):
+        engine.models.controlnet(unit.kind)
+
+
 def understand_source(source: Any, settings: StaticSettings, engine: Engine, *, size: int | None = None,
                       max_pixels: int | None = None) -> SourceContext:
     """Intake, background analysis, preparation, prompts and control maps: no diffusion model is loaded here."""
@@ -167,6 +177,7 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
     if isinstance(source, (str, os.PathLike)):
         validate_image_path(source)
     engine = engine or get_engine(models, device=device, offload=offload)
+    check_named_settings(settings, engine)
     writer = RunWriter.create(out_dir, "static") if out_dir is not None else None
     total_start = time.perf_counter()
     try:
@@ -209,6 +220,9 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
         if reporter.interrupted:
             raise CancelledError(f"cancelled after {reporter.done} of {denoise_steps} denoising steps")
         raw = output.images[0]
+        flagged = getattr(output, "nsfw_content_detected", None)
+        if flagged and any(flagged):
+            notes.append("the safety checker flagged the output and replaced it with a black image.")
 
         t = time.perf_counter()
         colour = anchor_colours(raw, context.prepared.image, method=settings.colour_method,

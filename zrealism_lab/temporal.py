@@ -133,6 +133,12 @@ class TemporalSettings(SettingsMixin):
         for name in ("prompt", "negative_prompt", "motion_prompt"):
             validate_prompt(getattr(self, name), name)
         self.static_settings().validated()  # controls, backdrop and the other shared settings, checked as for stills
+        if self.free_init:
+            passes = denoise_steps(self.steps, self.strength, self.free_init_iters)
+            if min(passes) < 1:  # a pass of 0 steps would decode FreeInit's re-noised latents: pure noise
+                raise SettingsError("steps", self.steps, f"enough steps that each FreeInit pass denoises at least once "
+                                    f"(with strength {self.strength:g} and {self.free_init_iters} passes they run "
+                                    f"{passes} steps)", "Raise steps or strength, or lower free_init_iters.")
         return self
 
     def static_settings(self) -> StaticSettings:
@@ -259,6 +265,10 @@ def temporal_pipeline(engine: Engine, control_kinds: Sequence[str]) -> Any:
         return engine._pipelines[key]
     engine.preflight(engine.roles_for(kinds, temporal=True))
     parts = {name: engine.component(name) for name in BASE_PARTS}
+    if engine.plan.offload == "sequential":  # a static pipeline may have offloaded the UNet the motion UNet shares
+        from .engine import release_offload
+
+        release_offload([parts["unet"], engine.component("motion_adapter")])
     parts["unet"] = motion_unet_for(engine)
     adapter = engine.component("motion_adapter")
     scheduler = diffusers.DDIMScheduler.from_config({**engine.scheduler_config(), **ANIMATEDIFF_SCHEDULE},
@@ -478,17 +488,19 @@ def _detect(unit: ControlUnit, image: Image.Image, size: tuple[int, int], settin
         annotator_dir=_annotator_dir(engine), **dict(unit.params))
 
 
-def inputs_from_clip(clip: Any, settings: TemporalSettings, engine: Engine,
-                     on_step: ProgressCallback | None = None) -> TemporalInputs:
-    """Clip mode: sampled, resized input frames, each with its own subject mask and control maps."""
-    from .background import analyze_background
-    from .preparation import fit_size
-    from .profiles import find_profile, get_profile
-    from .prompts import build_negative_prompt, build_prompt, join_fragments
+@dataclass
+class _SampledClip:
+    """A clip already decoded and sampled by ``sample_clip`` (so that it is not sampled twice)."""
+
+    clip: Any  # video.Clip
+    seconds: float  # time spent decoding it
+
+
+def sample_clip(clip: Any, settings: TemporalSettings) -> Any:
+    """Decode (a path) or sample (a ``video.Clip``) the input clip with ``every`` and ``max_frames``; at least two
+    frames must remain. Run before any run folder exists, so a bad clip leaves nothing behind."""
     from .video import Clip, read_clip
 
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
     limit = settings.max_frames or MAX_CLIP_FRAMES
     if isinstance(clip, Clip):
         decoded = Clip(clip.frames[::settings.every][:limit], clip.fps / settings.every, clip.path, clip.format,
@@ -498,7 +510,21 @@ def inputs_from_clip(clip: Any, settings: TemporalSettings, engine: Engine,
     if len(decoded.frames) < 2:
         raise IntakeError(f"the clip gives {len(decoded.frames)} frame after sampling every {settings.every}: "
                           "a clip -> clip run needs at least 2; lower 'every' or use a still -> clip run")
-    timings["intake"] = time.perf_counter() - t
+    return decoded
+
+
+def inputs_from_clip(clip: Any, settings: TemporalSettings, engine: Engine,
+                     on_step: ProgressCallback | None = None) -> TemporalInputs:
+    """Clip mode: sampled, resized input frames, each with its own subject mask and control maps."""
+    from .background import analyze_background
+    from .preparation import fit_size
+    from .profiles import find_profile, get_profile
+    from .prompts import build_negative_prompt, build_prompt, join_fragments
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    decoded = clip.clip if isinstance(clip, _SampledClip) else sample_clip(clip, settings)
+    timings["intake"] = clip.seconds if isinstance(clip, _SampledClip) else time.perf_counter() - t
 
     profile = None
     if settings.profile:
@@ -558,6 +584,16 @@ def _engine_for(source: Any, models: Any, device: str, offload: str) -> Engine:
     return get_engine(models, device=device, offload=offload)
 
 
+def _check_named_settings(settings: TemporalSettings, source: Any, engine: Engine) -> None:
+    """Profile name and control kinds, checked before a run folder exists (as for stills)."""
+    from .static import StaticResult, check_named_settings
+
+    static_settings = settings.static_settings()
+    if isinstance(source, StaticResult) and settings.controls is None:
+        static_settings = static_settings.replace(controls=tuple(source.context.units))
+    check_named_settings(static_settings, engine)
+
+
 def _colour_anchor(raw: list[Image.Image], inputs: TemporalInputs, settings: TemporalSettings,
                    notes: list[str]) -> tuple[list[Image.Image], list[Any] | None]:
     try:
@@ -614,7 +650,11 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
         validate_image_path(source)
     if clip is not None and not isinstance(clip, Clip):
         validate_clip_path(clip)
+    if clip is not None:  # decoded now: a damaged clip fails before any run folder exists
+        t = time.perf_counter()
+        clip = _SampledClip(sample_clip(clip, settings), time.perf_counter() - t)
     engine = engine or _engine_for(source, models, device, offload)
+    _check_named_settings(settings, source, engine)
     writer = RunWriter.create(out_dir, "temporal") if out_dir is not None else None
     total_start = time.perf_counter()
     try:

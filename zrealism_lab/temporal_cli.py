@@ -39,7 +39,8 @@ def add_parser(run_subparsers: Any) -> argparse.ArgumentParser:
         description="Animate a still (the source image, prepared) or turn an input clip into a live-action clip. "
                     "Writes clip.mp4 (H.264), clip.gif, frames/*.png and record.json into a new run folder.")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--image", help="source image to animate (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    source.add_argument("--image", help="source image to animate (PNG, JPEG, WebP, BMP, TIFF, GIF), or "
+                                        "sample:NAME for a bundled sample")
     source.add_argument("--clip", help="input clip: MP4/MOV/WebM/GIF/WebP file or a folder of PNG/JPG frames")
     add_generation_arguments(parser)
     # The shared arguments describe still-image defaults and ranges; show the temporal ones instead.
@@ -70,12 +71,13 @@ def temporal_settings_from_args(args: argparse.Namespace) -> Any:
 
 
 def cmd_run_temporal(args: argparse.Namespace) -> int:
-    from .cli import TqdmProgress, modelset_from_args
+    from .cli import TqdmProgress, modelset_from_args, resolve_image_argument
 
     settings = temporal_settings_from_args(args)  # every setting is checked before any model loads
     if args.image is not None:
         from .intake import validate_image_path
 
+        args.image = resolve_image_argument(args.image)
         validate_image_path(args.image)
     else:
         from .video import validate_clip_path

@@ -22,10 +22,28 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 ANIMATED_SUFFIXES = (".gif", ".webp", ".png", ".apng")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_FPS = 8.0
-# The same decompression-bomb cap as still intake, applied to every frame.
+# The same decompression-bomb cap as still intake (intake.resolve_max_pixels: $ZREALISM_MAX_PIXELS or this default),
+# applied to every frame before it is decoded.
 MAX_FRAME_PIXELS = 64_000_000
 # Decoding stops here even when no max_frames was asked for: a clip of a feature film must not fill the memory.
 MAX_DECODED_FRAMES = 10_000
+# ... and when the kept frames reach this many pixels in all (about 3 GB as 8-bit RGB).
+MAX_CLIP_PIXELS = 1_000_000_000
+
+
+def _frame_cap() -> int:
+    from .intake import resolve_max_pixels
+
+    return resolve_max_pixels()
+
+
+def _check_frame_size(size: tuple[int, int], label: str) -> None:
+    width, height = size
+    cap = _frame_cap()
+    if width * height > cap:
+        raise IntakeError(f"{label} has {width}x{height} frames = {width * height:,} pixels, above the pixel cap of "
+                          f"{cap:,} per frame; downscale the clip, or raise the cap with $ZREALISM_MAX_PIXELS if you "
+                          "trust the file")
 
 
 @dataclass
@@ -95,6 +113,7 @@ def read_clip(path: str | os.PathLike, every: int = 1, max_frames: int | None = 
 
     frames: list[Image.Image] = []
     decoded = 0
+    kept_pixels = 0
     notes: list[str] = []
     try:
         for index, frame in enumerate(frames_iter):
@@ -102,9 +121,14 @@ def read_clip(path: str | os.PathLike, every: int = 1, max_frames: int | None = 
             if index % every:
                 continue
             frames.append(frame)
+            kept_pixels += frame.width * frame.height
             if (max_frames is not None and len(frames) >= max_frames) or decoded >= MAX_DECODED_FRAMES:
                 if decoded >= MAX_DECODED_FRAMES:
                     notes.append(f"stopped reading after {MAX_DECODED_FRAMES} frames")
+                break
+            if kept_pixels >= MAX_CLIP_PIXELS:  # a long, large clip must not fill the memory
+                notes.append(f"stopped reading after {len(frames)} kept frames ({kept_pixels:,} pixels in all): "
+                             "use every= or max_frames= to choose which frames to read")
                 break
     except IntakeError:
         raise
@@ -135,9 +159,7 @@ def _frame_files(folder: Path) -> list[Path]:
 
 
 def _checked_rgb(image: Image.Image, label: str) -> Image.Image:
-    width, height = image.size
-    if width * height > MAX_FRAME_PIXELS:
-        raise IntakeError(f"{label} is {width}x{height} pixels, more than the {MAX_FRAME_PIXELS:,} allowed per frame")
+    _check_frame_size(image.size, label)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         # Transparent frames are flattened on white, as the still intake's default backdrop.
         rgba = image.convert("RGBA")
@@ -151,17 +173,28 @@ def _iter_folder(folder: Path) -> Iterator[Image.Image]:
     for file in _frame_files(folder):
         try:
             with Image.open(file) as image:
+                _check_frame_size(image.size, str(file))  # from the header, before any pixel is decoded
                 image.load()
                 yield _checked_rgb(image, str(file))
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
             raise IntakeError(f"frame {file} cannot be read ({exc}): remove it or re-export the frames") from None
 
 
 def _iter_animated(path: Path) -> tuple[Iterator[Image.Image], float, str]:
     try:
         image = Image.open(path)
-        image.load()
+    except Image.DecompressionBombError as exc:
+        raise IntakeError(f"{path} is too large to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise IntakeError(f"{path} is not a readable image ({exc}): give an animated GIF/WebP/PNG or a video") from None
+    try:
+        _check_frame_size(image.size, str(path))  # from the header, before any pixel is decoded
+        image.load()
+    except IntakeError:
+        image.close()
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:
+        image.close()
         raise IntakeError(f"{path} is not a readable image ({exc}): give an animated GIF/WebP/PNG or a video") from None
     duration = image.info.get("duration") or 0
     fps = 1000.0 / float(duration) if duration and duration > 0 else DEFAULT_FPS
@@ -187,9 +220,11 @@ def _iter_video(path: Path) -> tuple[Iterator[Image.Image], float, str]:
         raise IntakeError(f"{path} cannot be decoded as a video ({first}): it is damaged or not a video file; "
                           "re-export it as MP4 (H.264) or GIF") from None
     width, height = meta["size"]
-    if width * height > MAX_FRAME_PIXELS:
+    try:
+        _check_frame_size((width, height), str(path))
+    except IntakeError:
         reader.close()
-        raise IntakeError(f"{path} has {width}x{height} frames, more than the {MAX_FRAME_PIXELS:,} pixels allowed")
+        raise
     fps = float(meta.get("fps") or DEFAULT_FPS)
 
     def frames() -> Iterator[Image.Image]:

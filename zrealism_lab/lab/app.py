@@ -29,6 +29,9 @@ from .views import badge_html, comparison, component_table_html, gallery, messag
     notes_html, plot_pictures, pre_html
 
 UPLOAD_VALUE = "__upload__"
+# Uploaded (or path-given) source files above this size are refused before they are read or decoded; the pixel
+# cap of intake then guards the decode itself.
+MAX_UPLOAD_BYTES = 256 * 2**20
 PLACEHOLDER_SIDE = 192
 
 
@@ -343,8 +346,12 @@ class Lab:
         if isinstance(source, (bytes, bytearray)):
             self._use_upload("uploaded image", bytes(source))
             return
-        self._use_upload(Path(source).name, Path(source).read_bytes() if Path(source).is_file() else b"",
-                         missing=str(source) if not Path(source).is_file() else None)
+        path = Path(source).expanduser()
+        if path.is_file() and path.stat().st_size > MAX_UPLOAD_BYTES:
+            self.source_message.value = message_html(f"{path.name}: {_too_large(path.stat().st_size)}", "error")
+            return
+        self._use_upload(path.name, path.read_bytes() if path.is_file() else b"",
+                         missing=str(source) if not path.is_file() else None)
 
     def _on_sample(self, change: dict) -> None:
         if change["new"] != UPLOAD_VALUE:
@@ -360,16 +367,22 @@ class Lab:
         if not files:
             return
         item = files[0]
-        self._use_upload(item.get("name", "upload"), bytes(item.get("content", b"")))
+        content = item.get("content", b"")
+        if len(content) > MAX_UPLOAD_BYTES:  # before copying or decoding it
+            self.source_message.value = message_html(f"{item.get('name', 'upload')}: {_too_large(len(content))}",
+                                                     "error")
+            return
+        self._use_upload(item.get("name", "upload"), bytes(content))
 
     def _use_upload(self, name: str, data: bytes, missing: str | None = None) -> None:
+        from ..errors import IntakeError
         from ..intake import load_image
 
         try:
             if missing is not None:
-                from ..errors import IntakeError
-
                 raise IntakeError(f"no such file: {missing}. Give an image file path, a sample name or bytes.")
+            if len(data) > MAX_UPLOAD_BYTES:
+                raise IntakeError(_too_large(len(data)))
             load_image(data)  # decode now so a bad file is reported at once, on the Source tab
         except ZRealismError as exc:
             self.source_message.value = message_html(f"{name}: {exc}", "error")
@@ -803,6 +816,11 @@ def _reports_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("zrealism_lab.reports") is not None
+
+
+def _too_large(size: int) -> str:
+    return (f"the file is {size / 2**20:.0f} MB, above the lab's upload limit of {MAX_UPLOAD_BYTES // 2**20} MB: "
+            "downscale or re-encode it (a PNG or JPEG of a few MB is plenty for 512-1024 px runs)")
 
 
 def _flatten(image: Image.Image) -> Image.Image:

@@ -51,12 +51,23 @@ def _existing(path_text: str, what: str) -> Path:
     return path
 
 
+def _check_pixels(size: tuple[int, int], path_text: str, what: str) -> None:
+    """The intake's decompression-bomb cap, checked on the header before any pixel is decoded."""
+    from ..intake import MAX_PIXELS_ENV, resolve_max_pixels
+
+    cap = resolve_max_pixels()
+    if size[0] * size[1] > cap:
+        raise _UsageError(f"{what} '{path_text}' is {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels, above the "
+                          f"pixel cap of {cap:,}; downscale it, or raise ${MAX_PIXELS_ENV} if you trust the file")
+
+
 def _read_image(path_text: str, what: str) -> Image.Image:
     path = _existing(path_text, what)
     if path.is_dir():
         raise _UsageError(f"{what} '{path_text}' is a folder; expected an image file")
     try:
         with Image.open(path) as image:
+            _check_pixels(image.size, path_text, what)
             image.load()
             return image.convert("RGB") if image.mode != "RGB" else image.copy()
     except (OSError, ValueError, Image.DecompressionBombError) as error:
@@ -67,8 +78,9 @@ def _read_mask(path_text: str) -> np.ndarray:
     path = _existing(path_text, "mask")
     try:
         with Image.open(path) as image:
+            _check_pixels(image.size, path_text, "mask")
             return np.asarray(image.convert("L")) > 0
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise _UsageError(f"mask '{path_text}' is not a readable image ({error})") from None
 
 
@@ -76,22 +88,46 @@ def _natural_key(path: Path) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
+class _FrameBudget:
+    """Stops reading a clip that would not fit in memory (the same limits as video.read_clip), with a clear error
+    instead of a killed process."""
+
+    def __init__(self, path_text: str, what: str) -> None:
+        self.path_text, self.what, self.frames, self.pixels = path_text, what, 0, 0
+
+    def add(self, frame: Image.Image) -> Image.Image:
+        from ..video import MAX_CLIP_PIXELS, MAX_DECODED_FRAMES
+
+        _check_pixels(frame.size, self.path_text, f"{self.what} frame")
+        self.frames += 1
+        self.pixels += frame.width * frame.height
+        if self.frames > MAX_DECODED_FRAMES or self.pixels > MAX_CLIP_PIXELS:
+            raise _UsageError(f"{self.what} '{self.path_text}' is too long to measure at once ({self.frames:,} frames, "
+                              f"{self.pixels:,} pixels so far; the limits are {MAX_DECODED_FRAMES:,} frames and "
+                              f"{MAX_CLIP_PIXELS:,} pixels): cut it or take fewer frames")
+        return frame
+
+
 def read_clip(path_text: str, what: str = "clip") -> list[Image.Image]:
     """Frames of an MP4/GIF (imageio) or of a folder of PNG frames (in natural file-name order)."""
     path = _existing(path_text, what)
+    budget = _FrameBudget(path_text, what)
     if path.is_dir():
         files = sorted((p for p in path.iterdir() if p.suffix.lower() in _FRAME_SUFFIXES), key=_natural_key)
         if not files:
             raise _UsageError(f"{what} folder '{path_text}' holds no PNG frames")
-        return [_read_image(str(p), f"{what} frame") for p in files]
+        return [budget.add(_read_image(str(p), f"{what} frame")) for p in files]
     if path.suffix.lower() not in _VIDEO_SUFFIXES:
         raise _UsageError(f"{what} '{path_text}' is neither a folder of PNG frames nor one of "
                           f"{', '.join(_VIDEO_SUFFIXES)}")
     import imageio.v3 as iio
 
     try:
-        frames = [Image.fromarray(np.asarray(frame)[..., :3] if np.ndim(frame) == 3 else np.asarray(frame)).convert("RGB")
+        frames = [budget.add(Image.fromarray(np.asarray(frame)[..., :3] if np.ndim(frame) == 3
+                                             else np.asarray(frame)).convert("RGB"))
                   for frame in iio.imiter(path)]
+    except _UsageError:
+        raise
     except Exception as error:  # noqa: BLE001 - imageio raises many types for unreadable media
         raise _UsageError(f"{what} '{path_text}' could not be read as a video ({error})") from None
     if not frames:
