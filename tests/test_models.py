@@ -99,3 +99,15 @@ def test_with_component_points_one_role_elsewhere(tiny_bundle):
     assert models.controlnets["canny"].location.endswith("depth")
     with pytest.raises(SettingsError):
         models.with_component("controlnet:sketch", tiny_bundle)
+
+
+def test_engine_cache_reloads_a_component_changed_on_disk(tmp_path):
+    from zrealism_lab.engine import get_engine
+    from zrealism_lab.models.tiny import build_tiny_bundle
+
+    bundle = build_tiny_bundle(tmp_path / "bundle", seed=3)
+    first = get_engine(bundle, device="cpu")
+    assert get_engine(bundle, device="cpu") is first  # unchanged files: the same engine, nothing loaded again
+    weights = bundle / "vae" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes())  # rewritten (new mtime): must not be served from the old engine
+    assert get_engine(bundle, device="cpu") is not first

@@ -251,8 +251,26 @@ def _hub_config(cls: Any, ref: ComponentRef) -> dict[str, Any]:
         raise missing_weights_error([status]) from None
 
 
-_ENGINES: dict[tuple, Engine] = {}
+_ENGINES: dict[tuple, tuple[tuple, Engine]] = {}  # key -> (fingerprint of the local weight files, engine)
 _ENGINES_LOCK = threading.Lock()
+
+
+def local_weights_fingerprint(modelset: ModelSet) -> tuple:
+    """(path, size, mtime) of every local weight and config file: cheap stats, no hashing. A component changed on
+    disk during the session must be loaded again, not served from the cache."""
+    from pathlib import Path
+
+    stats = []
+    for ref in modelset.components():
+        if ref.kind == "hub":
+            continue  # hub snapshots are content-addressed: a new revision is a new folder
+        path = Path(ref.location)
+        files = [path] if path.is_file() else sorted(path.rglob("*")) if path.is_dir() else []
+        for file in files:
+            if file.is_file():
+                info = file.stat()
+                stats.append((str(file), info.st_size, info.st_mtime_ns))
+    return tuple(stats)
 
 
 def get_engine(models: ModelSet | str | os.PathLike | None = "realistic-vision", *, device: str = "auto",
@@ -264,7 +282,11 @@ def get_engine(models: ModelSet | str | os.PathLike | None = "realistic-vision",
     plan = plan_hardware(device, offload, dtype)
     key = (repr(modelset.to_dict()), repr(modelset.default_controls), plan.device, plan.offload, plan.dtype,
            allow_pickle)
+    fingerprint = local_weights_fingerprint(modelset)
     with _ENGINES_LOCK:
-        if key not in _ENGINES:
-            _ENGINES[key] = Engine(modelset, device=device, offload=offload, dtype=dtype, allow_pickle=allow_pickle)
-        return _ENGINES[key]
+        cached = _ENGINES.get(key)
+        if cached is None or cached[0] != fingerprint:  # a changed file replaces the stale engine (and frees it)
+            cached = (fingerprint, Engine(modelset, device=device, offload=offload, dtype=dtype,
+                                          allow_pickle=allow_pickle))
+            _ENGINES[key] = cached
+        return cached[1]
