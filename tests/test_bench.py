@@ -138,7 +138,11 @@ def test_bench_subcommand_is_registered():
 
 @pytest.mark.parametrize("role", ["unet", "vae", "text_encoder", "controlnet", "motion_adapter"])
 def test_fullsize_parameter_counts_on_the_meta_device(role):
-    from zrealism_lab.fullsize import EXPECTED_PARAMETERS, build_component, parameter_count
+    from zrealism_lab.fullsize import (
+        EXPECTED_PARAMETERS,
+        build_component,
+        parameter_count,
+    )
 
     module = build_component(role, empty=True)
     assert all(p.device.type == "meta" for p in module.parameters())
@@ -164,7 +168,7 @@ def test_fullsize_text_encoder_is_real_and_runs(tiny_bundle):
 
     encoder = build_text_encoder(seed=1)
     assert not any(p.device.type == "meta" for p in encoder.parameters())
-    position_ids = dict(encoder.named_buffers())["text_model.embeddings.position_ids"]
+    position_ids = next(b for name, b in encoder.named_buffers() if name.endswith("position_ids"))
     assert torch.equal(position_ids.flatten(), torch.arange(77))
     tokenizer = CLIPTokenizer.from_pretrained(tiny_bundle / "tokenizer")
     ids = tokenizer(["a photo of a person"], padding="max_length", max_length=77, return_tensors="pt").input_ids
@@ -172,3 +176,20 @@ def test_fullsize_text_encoder_is_real_and_runs(tiny_bundle):
     with torch.no_grad():
         hidden = encoder(ids).last_hidden_state
     assert hidden.shape == (1, 77, 768) and torch.isfinite(hidden).all()
+
+
+def test_fullsize_modelset_points_at_local_folders(tmp_path):
+    from zrealism_lab.fullsize import fullsize_modelset
+
+    for folder in ("controlnet/depth", "controlnet/canny", "motion_adapter"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "config.json").write_text("{}")
+    models = fullsize_modelset(tmp_path)
+    assert models.base.kind == "folder" and models.base.location == str(tmp_path)
+    assert sorted(models.controlnets) == ["canny", "depth"]
+    assert models.motion_adapter.location == str(tmp_path / "motion_adapter")
+    assert models.random_weights
+    # weightless detectors only, so a full-size run needs no annotator checkpoints
+    assert [(u.kind, u.method) for u in models.default_controls] == [("depth", "inflate"), ("canny", None)]
+    only_depth = fullsize_modelset(tmp_path, ["depth"])
+    assert list(only_depth.controlnets) == ["depth"] and len(only_depth.default_controls) == 1

@@ -20,17 +20,19 @@ and the run record) are reported on their own rows with their stage breakdown.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,8 +90,8 @@ class BenchReport:
             f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB RAM; torch {m.get('torch')} "
             f"({m.get('torch_threads')} threads), diffusers {m.get('diffusers')}, Python {m.get('python')}"
             + (f"; GPU {m['gpu']}" if m.get("gpu") else "; no GPU"),
-            f"Load average (1 min) at start {m.get('load_start')}, at end {m.get('load_end')}; "
-            f"bench mode {self.mode}, {self.seconds:.0f} s in all.",
+            (f"Load average (1 min) at start {m.get('load_start')}, at end {m.get('load_end')}; "
+             f"bench mode {self.mode}, {self.seconds:.0f} s in all."),
             "",
             "| section | what | value | unit | target | met? | note |",
             "|---|---|---|---|---|---|---|",
@@ -122,7 +124,9 @@ def format_value(value: Any) -> str:
 
 
 def target_met(value: float | None, target: str) -> bool | None:
-    """Check ``value`` against a target written as "<= 1.05", "< 1", ">= 2" or "== 0"."""
+    """Check ``value`` against a target written as "<= 1.05", "< 1", ">= 2", "== 0" or "yes" (true)."""
+    if target == "yes" and isinstance(value, bool):
+        return value
     match = re.fullmatch(r"\s*(<=|<|>=|>|==)\s*([-+0-9.eE]+)\s*", target or "")
     if value is None or match is None or not isinstance(value, (int, float)):
         return None
@@ -230,36 +234,56 @@ def time_calls(function: Callable[[], Any], number: int, repeats: int = 5) -> Sa
 
 
 class StepClock:
-    """Timestamps of denoising steps, as a lab ``on_step`` callback or a diffusers ``callback_on_step_end``.
-    ``sync`` (torch.cuda.synchronize) makes GPU timestamps mean finished work rather than queued kernels."""
+    """Times denoising steps, as a lab ``on_step`` callback or a diffusers ``callback_on_step_end``.
+
+    A step ends at the callback; it starts at the first forward call of the pipeline's ControlNet (or UNet) after
+    the previous step ended (``attach``), so even a one-step run gives one clean step time, without the prompt
+    encoding, VAE encode or decode around it. ``sync`` (torch.cuda.synchronize) makes GPU timestamps mean finished
+    work rather than queued kernels."""
 
     def __init__(self, sync: Callable[[], None] | None = None) -> None:
         self.sync = sync
-        self.times: list[float] = []
-        self.loaded: float | None = None  # when the lab reported its pipeline ready
+        self.times: list[float] = []  # end of each step
+        self.steps: list[float] = []  # duration of each step (with ``attach``)
+        self._started: float | None = None
+        self._handles: list[Any] = []
+
+    def attach(self, pipe: Any) -> StepClock:
+        module = getattr(pipe, "controlnet", None) or pipe.unet
+        self._handles.append(module.register_forward_pre_hook(self._pre_forward))
+        return self
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _now(self) -> float:
+        if self.sync is not None:
+            self.sync()
+        return time.perf_counter()
+
+    def _pre_forward(self, module: Any, args: Any) -> None:
+        if self._started is None:
+            self._started = self._now()
 
     def on_step(self, event: Any) -> None:
         if event.stage == "denoise":
             self._mark()
-        elif event.stage == "load" and event.step == event.total:
-            self.loaded = time.perf_counter()
-
-    def first_step(self) -> float | None:
-        """Seconds from pipeline ready to the end of the first step (prompt encoding, VAE encode, one step)."""
-        return self.times[0] - self.loaded if self.times and self.loaded is not None else None
 
     def callback(self, pipe: Any, step_index: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         self._mark()
         return {}
 
     def _mark(self) -> None:
-        if self.sync is not None:
-            self.sync()
-        self.times.append(time.perf_counter())
+        now = self._now()
+        if self._started is not None:
+            self.steps.append(now - self._started)
+        self._started = None
+        self.times.append(now)
 
-    def intervals(self) -> list[float]:
-        """Seconds of each step after the first (the first also holds prompt encoding and the VAE encode)."""
-        return [b - a for a, b in zip(self.times, self.times[1:])]
+    def median(self) -> float | None:
+        return statistics.median(self.steps) if self.steps else None
 
 
 # ------------------------------------------------------------------------------------------------ memory helpers
@@ -459,33 +483,45 @@ def bare_animatediff_pipeline(lab_pipe: Any, scheduler: Any) -> Any:
     return pipe
 
 
-def temporal_overhead_rows(engine: Any, size: int, repeats: int, frames: int = 8,
-                           section: str = "overhead (tiny)", controls: Any = None) -> list[Row]:
-    import torch
-
+def temporal_overhead_inputs(engine: Any, size: int, frames: int = 8, controls: Any = None, *, steps: int = 8,
+                             strength: float = 0.5) -> tuple[Any, dict[str, Any], Any, dict[str, Any]]:
+    """A bare diffusers AnimateDiff pipeline over the lab pipeline's components, its call's arguments (the lab's
+    own input frames, per-frame control maps and prompts), the settings and the scheduler config."""
     from .prompts import prepare_prompts
     from .schedulers import make_scheduler
-    from .temporal import ANIMATEDIFF_SCHEDULE, run_temporal, temporal_pipeline
+    from .temporal import ANIMATEDIFF_SCHEDULE, inputs_from_source, temporal_pipeline
 
-    settings = temporal_settings(size, frames=frames, controls=controls)
-    image = source_image(size)
-    first = run_temporal(image, settings, engine=engine, evaluate=False)
-    inputs = first.inputs
+    settings = temporal_settings(size, frames=frames, steps=steps, strength=strength, controls=controls)
+    inputs = inputs_from_source(source_image(size), settings, engine)
     kinds = tuple(u.kind for u in inputs.units)
-    lab_pipe = temporal_pipeline(engine, kinds)
     scheduler_config = {**engine.scheduler_config(), **ANIMATEDIFF_SCHEDULE}
-    bare_pipe = bare_animatediff_pipeline(lab_pipe, make_scheduler(settings.scheduler, scheduler_config))
-    prompt_kwargs = prepare_prompts(bare_pipe, inputs.prompt, inputs.negative_prompt).pipeline_kwargs()
+    bare_pipe = bare_animatediff_pipeline(temporal_pipeline(engine, kinds),
+                                          make_scheduler(settings.scheduler, scheduler_config))
     width, height = inputs.size
     call: dict[str, Any] = dict(video=inputs.frames, height=height, width=width,
                                 num_inference_steps=settings.steps, strength=settings.strength,
                                 guidance_scale=settings.cfg, output_type="pil",
-                                decode_chunk_size=settings.decode_chunk or engine.plan.decode_chunk, **prompt_kwargs)
+                                decode_chunk_size=settings.decode_chunk or engine.plan.decode_chunk,
+                                **prepare_prompts(bare_pipe, inputs.prompt, inputs.negative_prompt).pipeline_kwargs())
     if kinds:
         call.update(conditioning_frames=[inputs.control_frames[k] for k in kinds],
                     controlnet_conditioning_scale=[u.scale for u in inputs.units],
                     control_guidance_start=[u.start for u in inputs.units],
                     control_guidance_end=[u.end for u in inputs.units])
+    return bare_pipe, call, settings, scheduler_config
+
+
+def temporal_overhead_rows(engine: Any, size: int, repeats: int, frames: int = 8,
+                           section: str = "overhead (tiny)", controls: Any = None) -> list[Row]:
+    """Lab temporal generation path against a bare AnimateDiffVideoToVideoControlNetPipeline call on the same
+    components, inputs and seed; then whole lab runs."""
+    import torch
+
+    from .schedulers import make_scheduler
+    from .temporal import run_temporal
+
+    bare_pipe, call, settings, scheduler_config = temporal_overhead_inputs(engine, size, frames, controls)
+    image = source_image(size)
     lab_runs: list[Any] = []
     lab_walls: list[float] = []
     bare_walls: list[float] = []
@@ -505,15 +541,14 @@ def temporal_overhead_rows(engine: Any, size: int, repeats: int, frames: int = 8
         bare_walls.append(time.perf_counter() - start)
         bare_frames[:] = output.frames[0]
 
-    bare()  # warm-up (the first lab run above warmed the lab path)
-    bare_walls.clear()
-    interleaved({"lab": lab, "bare": bare}, repeats, warmup=0)
-    runs = lab_runs
+    interleaved({"lab": lab, "bare": bare}, repeats)
+    lab_walls, bare_walls, runs = lab_walls[1:], bare_walls[1:], lab_runs[1:]  # drop the warm-up round
     generation = Samples([_generation_seconds(w, r.timings) for w, r in zip(lab_walls, runs)])
     bare_s = Samples(bare_walls)
     difference = max_pixel_difference(runs[-1].raw_frames, bare_frames)
     timings = {k: statistics.median(r.timings.get(k, 0.0) for r in runs) for k in runs[-1].timings}
-    label = f"temporal {size} px, {frames} frames, {len(kinds)} ControlNets, {_denoise(settings)} steps"
+    controlnets = len(call.get("conditioning_frames") or ())
+    label = f"temporal {size} px, {frames} frames, {controlnets} ControlNets, {_denoise(settings)} steps"
     rows = [
         row(section, f"{label}: lab generation path / bare diffusers", generation.median / bare_s.median, "x",
             "<= 1.05", f"lab {generation.text()}; bare {bare_s.text()}; {_pixels_note(difference)}"),
@@ -557,14 +592,14 @@ def thread_rows(engine: Any, threads: int, repeats: int, size: int = 64) -> list
                      f"load average {_load()}")]
 
 
-def static_overhead_inputs(engine: Any, size: int, controls: Any = None
+def static_overhead_inputs(engine: Any, size: int, controls: Any = None, *, steps: int = 8, strength: float = 0.5
                            ) -> tuple[Any, dict[str, Any], Any, tuple[str, ...]]:
     """The engine's static pipeline, a bare call's arguments (the lab's own prepared image, control maps and
     prompts at ``size``), the settings and the control kinds."""
     from .prompts import prepare_prompts
     from .static import understand_source
 
-    settings = static_settings(size, controls=controls)
+    settings = static_settings(size, steps=steps, strength=strength, controls=controls)
     ctx = understand_source(source_image(size), settings, engine)
     kinds = tuple(u.kind for u in ctx.units)
     pipe = engine.static_pipeline(kinds)
@@ -680,21 +715,20 @@ def fullsize_rows(bundle: Path | None, clip_frames: Sequence[int], on_line: Call
     """Full-size SD1.5 rows from child processes over a bundle of random weights written once."""
     section = "full size (random weights)"
     rows: list[Row] = []
-    own_bundle = bundle is None
-    folder = Path(tempfile.mkdtemp(prefix="zrealism-fullsize-")) if own_bundle else Path(bundle)
-    try:
+    with _bundle_folder(bundle) as folder:
         on_line(f"  writing full-size random weights to {folder} ...")
         written = run_child("write", folder, {})
         rows.append(row(section, "write the full-size bundle (build + save, once)", written["seconds"], "s",
-                        note=f"{written['gib']:.1f} GiB on disk"))
+                        note=f"{written['gib']:.1f} GiB on disk"
+                             + ("; already there (--fullsize-dir), nothing written" if written.get("reused") else "")))
 
         on_line("  static engine: load, switch to temporal, memory, seconds per step ...")
-        static = run_child("static", folder, {"size": 256, "steps": 6, "strength": 0.5})
+        static = run_child("static", folder, {"size": 256, "steps": 4, "strength": 0.5})
         rows += [
             row(section, "load static parts from a safetensors folder (engine path)", static["load_static"], "s",
-                note=f"UNet, VAE, text encoder, 2 ControlNets: from_pretrained {format_value(static['load_static_lazy'])}"
-                     f" s (weights stay memory-mapped) + paging every weight in "
-                     f"{format_value(static['page_in_static'])} s from a warm page cache"),
+                note="UNet, VAE, text encoder, 2 ControlNets: from_pretrained "
+                     f"{format_value(static['load_static_lazy'])} s (weights stay memory-mapped) + paging every "
+                     f"weight in {format_value(static['page_in_static'])} s from a warm page cache"),
             row(section, "load + page in motion adapter v1-5-2", static["load_adapter"], "s"),
             row(section, "static -> temporal switch (first: builds the shared motion UNet)", static["switch"], "s",
                 "< 1", f"components loaded during the switch: {static['loaded_during_switch'] or 'none'}; "
@@ -707,8 +741,8 @@ def fullsize_rows(bundle: Path | None, clip_frames: Sequence[int], on_line: Call
                 f"target = (static + motion modules {static['motion_bytes'] / GIB:.2f} GiB) x 1.1; "
                 f"{_memory_note(static['mem_both'])}"),
             row(section, "static 256 px, 2 ControlNets, CFG: seconds per denoising step", static["step"], "s/step",
-                note=f"lab run_static; step intervals {_fmt_list(static['steps'])}; first step (prompt, VAE "
-                     f"encode, step) {format_value(static['first_step'])} s"),
+                note=f"lab run_static; steps {_fmt_list(static['steps'])} s; whole run "
+                     f"{format_value(static['seconds'])} s ({_stage_note(static['timings'])})"),
         ]
         if static.get("unet_forward"):
             forward = static["unet_forward"]
@@ -718,15 +752,23 @@ def fullsize_rows(bundle: Path | None, clip_frames: Sequence[int], on_line: Call
                                  f"{forward['attention']}"))
 
         on_line("  temporal engine alone: load, memory, 8-frame seconds per step ...")
-        temporal = run_child("temporal", folder, {"size": 256, "frames": 8, "steps": 4, "strength": 0.5})
+        temporal = run_child("temporal", folder, {"size": 256, "frames": 8, "steps": 2, "strength": 0.5})
         rows += [
             row(section, "load temporal parts (engine path, fresh process)", temporal["load"], "s"),
             row(section, "resident memory: temporal only (RSS)", temporal["rss_temporal"] / GIB, "GiB",
                 note=_memory_note(temporal["mem_temporal"])),
             row(section, "8-frame clip 256 px, 2 ControlNets, CFG: seconds per denoising step", temporal["step"],
-                "s/step", note=f"lab run_temporal; step intervals {_fmt_list(temporal['steps'])}; "
-                               f"first step (with VAE encode) {format_value(temporal['first_step'])} s"),
+                "s/step", note=f"lab run_temporal; steps {_fmt_list(temporal['steps'])} s; whole run "
+                               f"{format_value(temporal['seconds'])} s ({_stage_note(temporal['timings'])})"),
         ]
+        if temporal.get("free_noise"):
+            cost = temporal["free_noise"]
+            rows.append(row(section, "context windows on (clip longer than one window), then off again",
+                            cost["on"] + cost["off"], "s", "< 1",
+                            f"on {format_value(cost['on'])} s, off {format_value(cost['off'])} s; anonymous memory "
+                            f"left behind {cost['anon_added'] / GIB:.2f} GiB"
+                            + ("; diffusers' enable/disable_free_noise rebuild every motion transformer block and "
+                               "copy its weights" if cost["on"] + cost["off"] >= 1 else "")))
         peaks: dict[int, dict[str, Any]] = {}
         for frames in clip_frames:
             on_line(f"  clip length {frames} frames at 128 px (fresh process) ...")
@@ -735,18 +777,14 @@ def fullsize_rows(bundle: Path | None, clip_frames: Sequence[int], on_line: Call
                 rows.append(row(section, f"peak RSS, {frames} frames 128 px, one step", point["peak"] / GIB, "GiB",
                                 note=f"after loading {point['rss_loaded'] / GIB:.2f} GiB, generation adds "
                                      f"{(point['peak'] - point['rss_loaded']) / GIB:.2f} GiB; "
-                                     f"{format_value(point['seconds'])} s; windows: {point['windows']}"))
+                                     f"{format_value(point['seconds'])} s ({_stage_note(point['timings'])}); "
+                                     f"context windows: {point['windows']}"))
             except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
                 rows.append(failed_row(section, f"peak RSS, {frames} frames", exc))
         if len(peaks) >= 2:
             low, high = min(peaks), max(peaks)
             rows.append(row(section, f"peak RSS {high} frames / {low} frames", peaks[high]["peak"] / peaks[low]["peak"],
                             "x", "<= 1.2", "context windows (FreeNoise) + window-sized chunks"))
-    finally:
-        if own_bundle:
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
     return rows
 
 
@@ -754,6 +792,10 @@ def _memory_note(memory: dict[str, int]) -> str:
     if "anon" not in memory:
         return ""
     return f"anonymous {memory['anon'] / GIB:.2f} GiB, file-backed (mapped weights) {memory['file'] / GIB:.2f} GiB"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
 
 
 def _fmt_list(values: Sequence[float]) -> str:
@@ -768,36 +810,23 @@ def gpu_rows(bundle: Path | None, on_line: Callable[[str], None]) -> list[Row]:
     import torch
 
     section = "GPU"
-    names = [
-        "static 512 px, 2 ControlNets, 20 steps: lab s/step", "static: bare diffusers s/step",
-        "static: lab peak GPU memory", "static: bare peak GPU memory",
-        "16-frame clip 512 px, 20 steps: lab s/step", "clip: bare diffusers s/step",
-        "clip: lab peak GPU memory", "clip: bare peak GPU memory",
-        f"low memory ({GPU_LOW_MEMORY_GIB:g} GiB cap): 512 px still completes",
-        f"low memory ({GPU_LOW_MEMORY_GIB:g} GiB cap): 16-frame 512 px clip completes",
-        "low memory: largest still", "low memory: most frames at 512 px",
-    ]
     if not torch.cuda.is_available():
-        return [Row(section, name, None, status=NO_GPU) for name in names]
+        return [Row(section, name, None, status=NO_GPU) for name in gpu_row_names()]
     rows: list[Row] = []
-    own_bundle = bundle is None
-    folder = Path(tempfile.mkdtemp(prefix="zrealism-fullsize-")) if own_bundle else Path(bundle)
-    try:
+    with _bundle_folder(bundle) as folder:
         run_child("write", folder, {})
         on_line("  GPU: fp16 512 px static and 16-frame clip, lab and bare diffusers ...")
         try:
             fast = run_child("gpu", folder, {})
-            for kind, label in (("static", "static 512 px, 2 ControlNets, 20 steps"),
-                                ("clip", "16-frame clip 512 px, 20 steps")):
+            for kind, label in GPU_LABELS.items():
                 lab, bare = fast[kind]["lab"], fast[kind]["bare"]
                 rows += [
                     row(section, f"{label}: lab s/step", lab["step"], "s/step",
-                        note=f"bare {format_value(bare['step'])} s/step; ratio "
-                             f"{format_value(lab['step'] / bare['step'])}"),
-                    row(section, f"{label}: bare diffusers s/step", bare["step"], "s/step"),
-                    row(section, f"{label}: lab / bare s/step", lab["step"] / bare["step"], "x", "<= 1.05"),
-                    row(section, f"{label}: lab peak GPU memory", lab["peak"] / GIB, "GiB",
-                        note=f"bare {bare['peak'] / GIB:.2f} GiB"),
+                        note=f"steps {_fmt_list(lab['steps'])}"),
+                    row(section, f"{label}: bare diffusers s/step", bare["step"], "s/step",
+                        note=f"steps {_fmt_list(bare['steps'])}"),
+                    row(section, f"{label}: lab / bare s/step", _ratio(lab["step"], bare["step"]), "x", "<= 1.05"),
+                    row(section, f"{label}: lab peak GPU memory", lab["peak"] / GIB, "GiB"),
                     row(section, f"{label}: bare peak GPU memory", bare["peak"] / GIB, "GiB"),
                 ]
         except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
@@ -806,24 +835,48 @@ def gpu_rows(bundle: Path | None, on_line: Callable[[str], None]) -> list[Row]:
         try:
             low = run_child("gpu-lowmem", folder, {"cap_gib": GPU_LOW_MEMORY_GIB})
             for offload, result in low["modes"].items():
-                for kind, label in (("still", "512 px still"), ("clip", "16-frame 512 px clip")):
+                for kind, label in LOW_MEMORY_LABELS.items():
                     item = result[kind]
-                    rows.append(row(section, f"low memory, offload {offload}: {label} completes", item["ok"], "",
+                    rows.append(row(section, f"{label}, offload {offload}: completes", item["ok"], "", "yes",
                                     note=(f"{format_value(item.get('seconds'))} s, peak "
                                           f"{format_value(item.get('peak', 0) / GIB)} GiB"
                                           if item["ok"] else item.get("error", ""))))
-            rows.append(row(section, "low memory: largest still (long side)", low["largest_still"], "px",
-                            note=f"tried {low['still_sizes']}"))
-            rows.append(row(section, "low memory: most frames at 512 px", low["most_frames"], "frames",
-                            note=f"tried {low['frame_counts']}"))
+            rows.append(row(section, LOW_MEMORY_SEARCH["still"], low["largest_still"], "px",
+                            note=f"offload model; tried {low['still_sizes']}"))
+            rows.append(row(section, LOW_MEMORY_SEARCH["clip"], low["most_frames"], "frames",
+                            note=f"offload model; tried {low['frame_counts']}"))
         except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
             rows.append(failed_row(section, "low-memory mode", exc))
-    finally:
-        if own_bundle:
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
     return rows
+
+
+GPU_LABELS = {"static": "fp16 still 512 px, 2 ControlNets, 20 steps", "clip": "fp16 16-frame clip 512 px, 20 steps"}
+LOW_MEMORY_LABELS = {"still": f"{GPU_LOW_MEMORY_GIB:g} GiB cap: 512 px still",
+                     "clip": f"{GPU_LOW_MEMORY_GIB:g} GiB cap: 16-frame 512 px clip"}
+LOW_MEMORY_SEARCH = {"still": f"{GPU_LOW_MEMORY_GIB:g} GiB cap: largest still (long side)",
+                     "clip": f"{GPU_LOW_MEMORY_GIB:g} GiB cap: most frames at 512 px"}
+
+
+def gpu_row_names() -> list[str]:
+    names = [f"{label}: {what}" for label in GPU_LABELS.values()
+             for what in ("lab s/step", "bare diffusers s/step", "lab / bare s/step", "lab peak GPU memory",
+                          "bare peak GPU memory")]
+    names += [f"{label}, offload {offload}: completes" for offload in ("model", "sequential")
+              for label in LOW_MEMORY_LABELS.values()]
+    return names + list(LOW_MEMORY_SEARCH.values())
+
+
+@contextlib.contextmanager
+def _bundle_folder(bundle: Path | None) -> Iterator[Path]:
+    """``bundle`` as it is, or a temporary folder removed afterwards (the ~8 GiB of full-size weights)."""
+    if bundle is not None:
+        yield Path(bundle)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="zrealism-fullsize-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------------ child processes
@@ -850,12 +903,13 @@ def _fullsize_engine(bundle: Path, **engine_kwargs: Any) -> Any:
 
 
 def _child_write(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
-    from .fullsize import write_fullsize_bundle
+    from .fullsize import MARKER_NAME, write_fullsize_bundle
 
+    reused = (bundle / MARKER_NAME).is_file()
     start = time.perf_counter()
     write_fullsize_bundle(bundle, control_kinds=CONTROL_KINDS)
     size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
-    return {"seconds": time.perf_counter() - start, "gib": size / GIB}
+    return {"seconds": time.perf_counter() - start, "gib": size / GIB, "reused": reused}
 
 
 def _read_chars() -> int:
@@ -941,42 +995,42 @@ def _child_static(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     out["rss_both"] = out["mem_both"]["rss"]
     out["load_seconds"] = dict(engine.load_seconds)
 
-    clock = StepClock()
+    clock = StepClock().attach(engine.static_pipeline(CONTROL_KINDS))
     settings = static_settings(params["size"], steps=params["steps"], strength=params["strength"],
                                controls=FULLSIZE_CONTROLS)
-    run_static(source_image(params["size"]), settings, engine=engine, evaluate=False, on_step=clock.on_step)
-    out["steps"] = clock.intervals()
-    out["step"] = statistics.median(out["steps"]) if out["steps"] else None
-    out["first_step"] = clock.first_step()
+    start = time.perf_counter()
+    result = run_static(source_image(params["size"]), settings, engine=engine, evaluate=False,
+                        on_step=clock.on_step)
+    clock.detach()
+    out["seconds"] = time.perf_counter() - start
+    out["timings"] = result.timings
+    out["steps"], out["step"] = clock.steps, clock.median()
     if params.get("layout_probe", True):
         out["unet_forward"] = _unet_layout_probe(engine.component("unet"), params["size"] // 8)
     return out
 
 
 def _unet_layout_probe(unet: Any, latent: int, repeats: int = 2) -> dict[str, Any]:
-    """One batch-2 UNet forward in the default memory layout and in channels_last (convolution-heavy models are
-    sometimes faster in it on CPUs); the attention processor shows whether SDPA is in use."""
+    """Batch-2 UNet forwards in the default memory layout and in channels_last, alternating (convolution-heavy
+    models are sometimes faster in channels_last); the attention processor shows whether SDPA is in use."""
     import torch
 
-    sample = torch.randn(2, 4, latent, latent)
     context = torch.randn(2, 77, unet.config.cross_attention_dim)
     timestep = torch.tensor([500, 500])
-
-    def forward() -> float:
-        start = time.perf_counter()
-        unet(sample, timestep, encoder_hidden_states=context)
-        return time.perf_counter() - start
-
-    forward()
-    default = [forward() for _ in range(repeats)]
-    unet.to(memory_format=torch.channels_last)
-    sample = sample.to(memory_format=torch.channels_last)
-    forward()
-    channels_last = [forward() for _ in range(repeats)]
+    samples = {"default": torch.randn(2, 4, latent, latent)}
+    samples["channels_last"] = samples["default"].to(memory_format=torch.channels_last)
+    layouts = {"default": torch.contiguous_format, "channels_last": torch.channels_last}
+    times: dict[str, list[float]] = {name: [] for name in layouts}
+    for index in range(repeats + 1):  # the first round warms both layouts up
+        for name, layout in layouts.items():
+            unet.to(memory_format=layout)
+            start = time.perf_counter()
+            unet(samples[name], timestep, encoder_hidden_states=context)
+            if index:
+                times[name].append(time.perf_counter() - start)
     unet.to(memory_format=torch.contiguous_format)
     processors = {type(p).__name__ for p in unet.attn_processors.values()}
-    return {"default": default, "channels_last": channels_last,
-            "ratio": statistics.median(channels_last) / statistics.median(default),
+    return {**times, "ratio": statistics.median(times["channels_last"]) / statistics.median(times["default"]),
             "attention": ", ".join(sorted(processors))}
 
 
@@ -995,16 +1049,37 @@ def _child_temporal(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     out["load"] = time.perf_counter() - start
     out["mem_temporal"] = memory_breakdown()
     out["rss_temporal"] = out["mem_temporal"]["rss"]
-    clock = StepClock()
+    clock = StepClock().attach(temporal_pipeline(engine, CONTROL_KINDS))
     settings = temporal_settings(params["size"], frames=params["frames"], steps=params["steps"],
                                  strength=params["strength"], controls=FULLSIZE_CONTROLS)
     start = time.perf_counter()
-    run_temporal(source_image(params["size"]), settings, engine=engine, evaluate=False, on_step=clock.on_step)
+    result = run_temporal(source_image(params["size"]), settings, engine=engine, evaluate=False,
+                          on_step=clock.on_step)
+    clock.detach()
     out["seconds"] = time.perf_counter() - start
-    out["steps"] = clock.intervals()
-    out["step"] = statistics.median(out["steps"]) if out["steps"] else None
-    out["first_step"] = clock.first_step()
+    out["timings"] = result.timings
+    out["steps"], out["step"] = clock.steps, clock.median()
+    out["free_noise"] = _free_noise_toggle_cost(temporal_pipeline(engine, CONTROL_KINDS), settings)
     return out
+
+
+def _free_noise_toggle_cost(pipe: Any, settings: Any) -> dict[str, Any] | None:
+    """What the lab's switch to context windows costs (a clip longer than one window after a short one), and the
+    switch back: seconds and the anonymous memory it leaves behind."""
+    from . import temporal
+
+    toggle = getattr(temporal, "_set_free_noise", None)
+    if toggle is None:
+        return None
+    before = memory_breakdown()
+    start = time.perf_counter()
+    toggle(pipe, settings.context_length + 8, settings)
+    on = time.perf_counter() - start
+    start = time.perf_counter()
+    toggle(pipe, settings.frames, settings)
+    off = time.perf_counter() - start
+    after = memory_breakdown()
+    return {"on": on, "off": off, "anon_added": after.get("anon", after["rss"]) - before.get("anon", before["rss"])}
 
 
 def _child_clip(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
@@ -1030,6 +1105,7 @@ def _child_clip(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
             result = run_temporal(image, settings, engine=engine, evaluate=False)
         out["peak"] = poller.peak
     out["seconds"] = time.perf_counter() - start
+    out["timings"] = result.timings
     windows = result.generation.get("context_windows")
     out["windows"] = "none (one window)" if not windows else \
         f"length {windows['context_length']}, stride {windows['context_stride']}"
@@ -1041,58 +1117,53 @@ def _child_gpu(bundle: Path, params: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from .fullsize import FULLSIZE_CONTROLS
-    from .prompts import prepare_prompts
     from .schedulers import make_scheduler
     from .static import run_static
-    from .temporal import ANIMATEDIFF_SCHEDULE, run_temporal, temporal_pipeline
+    from .temporal import run_temporal, temporal_pipeline
 
     torch.set_grad_enabled(False)
     engine = _fullsize_engine(bundle, device="cuda", offload="none", dtype="float16")
-    image = source_image(512)
-    out: dict[str, Any] = {}
+    sync = torch.cuda.synchronize
 
-    def measure(run: Callable[[StepClock], Any]) -> dict[str, Any]:
-        clock = StepClock(sync=torch.cuda.synchronize)
-        torch.cuda.synchronize()
+    def measure(pipe: Any, run: Callable[[StepClock], Any]) -> dict[str, Any]:
+        clock = StepClock(sync=sync).attach(pipe)
+        sync()
         torch.cuda.reset_peak_memory_stats()
-        result = run(clock)
-        torch.cuda.synchronize()
-        steps = clock.intervals()
-        return {"step": statistics.median(steps) if steps else None, "steps": steps,
-                "peak": torch.cuda.max_memory_allocated(), "result": result}
+        try:
+            run(clock)
+            sync()
+        finally:
+            clock.detach()
+        return {"step": clock.median(), "steps": clock.steps, "peak": torch.cuda.max_memory_allocated()}
 
-    settings = static_settings(512, steps=20, strength=1.0, controls=FULLSIZE_CONTROLS)
+    image = source_image(512)
+    pipe, call, settings, kinds = static_overhead_inputs(engine, 512, FULLSIZE_CONTROLS, steps=20, strength=1.0)
     run_static(image, settings.replace(steps=2), engine=engine, evaluate=False)  # warm-up: kernels, allocator
-    lab = measure(lambda c: run_static(image, settings, engine=engine, evaluate=False, on_step=c.on_step))
-    ctx = lab.pop("result").context
-    kinds = tuple(u.kind for u in ctx.units)
-    pipe = engine.static_pipeline(kinds)
-    pipe.scheduler = make_scheduler(settings.scheduler, engine.scheduler_config(), seed=0)
-    call = dict(image=ctx.prepared.image, control_image=[ctx.control_maps[k].image for k in kinds],
-                controlnet_conditioning_scale=[u.scale for u in ctx.units], strength=settings.strength,
-                num_inference_steps=settings.steps, guidance_scale=settings.cfg, width=ctx.prepared.size[0],
-                height=ctx.prepared.size[1], output_type="pil",
-                **prepare_prompts(pipe, ctx.prompt, ctx.negative_prompt).pipeline_kwargs())
-    bare = measure(lambda c: pipe(**call, generator=torch.Generator("cpu").manual_seed(0), callback_on_step_end=c.callback))
-    bare.pop("result")
-    out["static"] = {"lab": lab, "bare": bare}
 
-    clip_settings = temporal_settings(512, frames=16, steps=20, strength=1.0, controls=FULLSIZE_CONTROLS)
-    run_temporal(image, clip_settings.replace(steps=2), engine=engine, evaluate=False)
-    lab = measure(lambda c: run_temporal(image, clip_settings, engine=engine, evaluate=False, on_step=c.on_step))
-    inputs = lab.pop("result").inputs
+    def bare_static(clock: StepClock) -> None:
+        pipe.scheduler = make_scheduler(settings.scheduler, engine.scheduler_config(), seed=0)
+        pipe(**call, generator=torch.Generator("cpu").manual_seed(0), callback_on_step_end=clock.callback)
+
+    out: dict[str, Any] = {"static": {
+        "lab": measure(pipe, lambda c: run_static(image, settings, engine=engine, evaluate=False,
+                                                  on_step=c.on_step)),
+        "bare": measure(pipe, bare_static),
+    }}
+
+    bare_pipe, clip_call, clip_settings, config = temporal_overhead_inputs(
+        engine, 512, 16, FULLSIZE_CONTROLS, steps=20, strength=1.0)
     lab_pipe = temporal_pipeline(engine, kinds)
-    config = {**engine.scheduler_config(), **ANIMATEDIFF_SCHEDULE}
-    bare_pipe = bare_animatediff_pipeline(lab_pipe, make_scheduler(clip_settings.scheduler, config, seed=0))
-    call = dict(video=inputs.frames, conditioning_frames=[inputs.control_frames[k] for k in kinds],
-                controlnet_conditioning_scale=[u.scale for u in inputs.units], height=inputs.size[1],
-                width=inputs.size[0], num_inference_steps=clip_settings.steps, strength=clip_settings.strength,
-                guidance_scale=clip_settings.cfg, output_type="pil", decode_chunk_size=engine.plan.decode_chunk,
-                **prepare_prompts(bare_pipe, inputs.prompt, inputs.negative_prompt).pipeline_kwargs())
-    bare = measure(lambda c: bare_pipe(**call, generator=torch.Generator("cpu").manual_seed(0),
-                                       callback_on_step_end=c.callback))
-    bare.pop("result")
-    out["clip"] = {"lab": lab, "bare": bare}
+    run_temporal(image, clip_settings.replace(steps=2), engine=engine, evaluate=False)
+
+    def bare_clip(clock: StepClock) -> None:
+        bare_pipe.scheduler = make_scheduler(clip_settings.scheduler, config, seed=0)
+        bare_pipe(**clip_call, generator=torch.Generator("cpu").manual_seed(0), callback_on_step_end=clock.callback)
+
+    out["clip"] = {
+        "lab": measure(lab_pipe, lambda c: run_temporal(image, clip_settings, engine=engine, evaluate=False,
+                                                        on_step=c.on_step)),
+        "bare": measure(bare_pipe, bare_clip),
+    }
     return out
 
 
@@ -1259,20 +1330,21 @@ def run_bench(*, quick: bool = False, repeats: int | None = None, sizes: Sequenc
         report.add(metrics_rows(repeats))
         on_line("hot paths ...")
         report.add(hot_path_rows())
-        if not quick:
-            on_line("full-size SD1.5 with random weights (child processes) ...")
-            try:
-                report.add(fullsize_rows(Path(fullsize_dir) if fullsize_dir else None, clip_frames, on_line))
-            except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
-                report.add(failed_row("full size (random weights)", "full-size rows", exc))
-        if gpu or torch.cuda.is_available():
-            if gpu:
-                on_line("GPU ...")
-            report.add(gpu_rows(Path(fullsize_dir) if fullsize_dir else None, on_line) if gpu else
-                       [Row("GPU", "fp16 512 px rows and low-memory mode", None,
-                            status="skipped: pass --gpu")])
-        else:
-            report.add(gpu_rows(None, on_line))
+        cuda = torch.cuda.is_available()
+        needs_bundle = not quick or (gpu and cuda)
+        bundle = Path(fullsize_dir) if fullsize_dir else None
+        with _bundle_folder(bundle) if needs_bundle else contextlib.nullcontext(None) as folder:
+            if not quick:
+                on_line("full-size SD1.5 with random weights (child processes) ...")
+                try:
+                    report.add(fullsize_rows(folder, clip_frames, on_line))
+                except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
+                    report.add(failed_row("full size (random weights)", "full-size rows", exc))
+            if cuda and not gpu:
+                report.add(Row("GPU", "fp16 512 px rows and low-memory mode", None, status="skipped: pass --gpu"))
+            else:
+                on_line("GPU ..." if cuda else "GPU: none here")
+                report.add(gpu_rows(folder, on_line))
     report.machine["load_end"] = _load()
     report.seconds = time.perf_counter() - started
     return report

@@ -121,7 +121,7 @@ ROLES = ("unet", "vae", "text_encoder", "controlnet", "motion_adapter")
 FULLSIZE_CONTROLS: tuple[ControlUnit, ...] = (ControlUnit("depth", 0.75, method="inflate"), ControlUnit("canny", 0.5))
 MARKER_NAME = "zrealism_fullsize.json"
 FULLSIZE_VERSION = 1
-_POOL_SIZE = 1 << 22  # random values drawn per component, then tiled (a prime-free size is fine: see _fill_random)
+_POOL_SIZE = 1 << 22  # random values drawn per component, then tiled over all its weights (see _fill_random)
 
 
 # ------------------------------------------------------------------------------------------------ builders
