@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .settings import ControlUnit
+from .models.tiny import SCHEDULER_CONFIG as TINY_SCHEDULER_CONFIG
 
 # The real checkpoints' config.json values (runwayml/stable-diffusion-v1-5 and its fine-tunes such as Realistic
 # Vision, lllyasviel ControlNet v1.1 for SD1.5, guoyww/animatediff-motion-adapter-v1-5-2).
@@ -94,19 +95,8 @@ MOTION_ADAPTER_V152_CONFIG: dict[str, Any] = {  # its config also names geglu / 
     "motion_max_seq_length": 32,
     "use_motion_mid_block": True,
 }
-# SD1.5's scheduler/scheduler_config.json.
-SD15_SCHEDULER_CONFIG: dict[str, Any] = {
-    "_class_name": "PNDMScheduler",
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "clip_sample": False,
-    "num_train_timesteps": 1000,
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "trained_betas": None,
-}
+# SD1.5's scheduler/scheduler_config.json: the tiny bundle ships the very same one.
+SD15_SCHEDULER_CONFIG: dict[str, Any] = dict(TINY_SCHEDULER_CONFIG)
 # Published parameter counts of the real checkpoints (ControlNet and motion adapter rounded as usually quoted):
 # the builders must match them (tests check to 0.5 %).
 EXPECTED_PARAMETERS: dict[str, int] = {
