@@ -145,7 +145,9 @@ class RunWriter:
     def create(cls, root: str | os.PathLike, kind: str) -> "RunWriter":
         root = Path(root).expanduser()
         root.mkdir(parents=True, exist_ok=True)
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        now = _dt.datetime.now()
+        # Milliseconds too, so run folders sort by time even when runs start within the same second.
+        stamp = now.strftime("%Y%m%d-%H%M%S") + f"{now.microsecond // 1000:03d}"
         while True:  # exclusive mkdir: two runs never share a folder, even in the same second
             folder = root / f"{stamp}-{kind}-{secrets.token_hex(3)}"
             try:
