@@ -597,21 +597,13 @@ def static_overhead_inputs(engine: Any, size: int, controls: Any = None, *, step
     """The engine's static pipeline, a bare call's arguments (the lab's own prepared image, control maps and
     prompts at ``size``), the settings and the control kinds."""
     from .prompts import prepare_prompts
-    from .static import understand_source
+    from .static import pipeline_arguments, understand_source
 
     settings = static_settings(size, steps=steps, strength=strength, controls=controls)
     ctx = understand_source(source_image(size), settings, engine)
     kinds = tuple(u.kind for u in ctx.units)
     pipe = engine.static_pipeline(kinds)
-    call: dict[str, Any] = dict(image=ctx.prepared.image, strength=settings.strength,
-                                num_inference_steps=settings.steps, guidance_scale=settings.cfg, output_type="pil",
-                                **prepare_prompts(pipe, ctx.prompt, ctx.negative_prompt).pipeline_kwargs())
-    if kinds:
-        call.update(control_image=[ctx.control_maps[k].image for k in kinds],
-                    controlnet_conditioning_scale=[u.scale for u in ctx.units],
-                    control_guidance_start=[u.start for u in ctx.units],
-                    control_guidance_end=[u.end for u in ctx.units],
-                    width=ctx.prepared.size[0], height=ctx.prepared.size[1])
+    call = pipeline_arguments(ctx, settings, prepare_prompts(pipe, ctx.prompt, ctx.negative_prompt).pipeline_kwargs())
     return pipe, call, settings, kinds
 
 

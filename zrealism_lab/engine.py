@@ -236,19 +236,9 @@ def release_offload(modules: Iterable[Any]) -> None:
 def _hub_config(cls: Any, ref: ComponentRef) -> dict[str, Any]:
     """A hub component's config: from the local cache first, then downloaded unless the hub is offline. Loading
     the UNet, VAE and text encoder fetches only their own subfolders, so the scheduler's config may not be cached."""
-    from .models.loading import hub_offline
+    from .models.loading import from_hub
 
-    kwargs = {"subfolder": ref.subfolder} if ref.subfolder else {}
-    try:
-        return cls.load_config(ref.location, local_files_only=True, **kwargs)
-    except (OSError, ValueError):
-        if hub_offline():
-            raise missing_weights_error([locate(ref)]) from None
-    try:
-        return cls.load_config(ref.location, **kwargs)
-    except (OSError, ValueError) as exc:
-        status = ComponentStatus(ref.role, ref, False, None, 0, f"download failed: {str(exc).splitlines()[0][:200]}")
-        raise missing_weights_error([status]) from None
+    return from_hub(cls.load_config, ref)
 
 
 _ENGINES: dict[tuple, tuple[tuple, Engine]] = {}  # key -> (fingerprint of the local weight files, engine)

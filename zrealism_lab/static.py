@@ -157,6 +157,21 @@ def adherence_request(context: SourceContext, engine: Engine) -> Any:
     return AdherenceRequest(fed_maps=fed, provider_lookup=lookup)
 
 
+def pipeline_arguments(context: SourceContext, settings: StaticSettings, prompt_kwargs: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """The img2img (+ MultiControlNet) call for a prepared source: shared by runs and the overhead benchmark."""
+    call: dict[str, Any] = dict(image=context.prepared.image, strength=settings.strength,
+                                num_inference_steps=settings.steps, guidance_scale=settings.cfg, output_type="pil",
+                                **prompt_kwargs)
+    if context.units:
+        call.update(control_image=[context.control_maps[u.kind].image for u in context.units],
+                    controlnet_conditioning_scale=[u.scale for u in context.units],
+                    control_guidance_start=[u.start for u in context.units],
+                    control_guidance_end=[u.end for u in context.units],
+                    width=context.prepared.size[0], height=context.prepared.size[1])
+    return call
+
+
 def _annotator_dir(engine: Engine) -> str | None:
     value = os.environ.get("ZREALISM_ANNOTATOR_DIR") or engine.models.annotators
     return value if value and Path(value).expanduser().is_dir() else None
@@ -201,17 +216,9 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
         prompt_kwargs = prompts.pipeline_kwargs()
         denoise_steps = max(1, int(settings.steps * settings.strength))
         reporter = StepReporter(denoise_steps, on_step, cancel, preview_every)
-        call: dict[str, Any] = dict(
-            image=context.prepared.image, strength=settings.strength, num_inference_steps=settings.steps,
-            guidance_scale=settings.cfg, generator=torch.Generator("cpu").manual_seed(settings.seed),
-            callback_on_step_end=reporter, callback_on_step_end_tensor_inputs=["latents"], output_type="pil",
-            **prompt_kwargs)
-        if kinds:
-            call.update(control_image=[context.control_maps[k].image for k in kinds],
-                        controlnet_conditioning_scale=[u.scale for u in context.units],
-                        control_guidance_start=[u.start for u in context.units],
-                        control_guidance_end=[u.end for u in context.units],
-                        width=context.prepared.size[0], height=context.prepared.size[1])
+        call = pipeline_arguments(context, settings, prompt_kwargs)
+        call.update(generator=torch.Generator("cpu").manual_seed(settings.seed), callback_on_step_end=reporter,
+                    callback_on_step_end_tensor_inputs=["latents"])
         t = time.perf_counter()
         with engine.busy, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)

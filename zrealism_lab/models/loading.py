@@ -114,15 +114,21 @@ def load_component(ref: ComponentRef, cls: Any, *, dtype: Any = None, allow_pick
         if not status.present:
             raise missing_weights_error([status])
         return cls.from_pretrained(ref.location, **kwargs)
+    return from_hub(cls.from_pretrained, ref, **kwargs)
+
+
+def from_hub(loader: Any, ref: ComponentRef, **kwargs: Any) -> Any:
+    """Call a hub loader (from_pretrained, load_config) on the local cache first, so cached files never need the
+    network; then download unless the hub is offline. Failures become the short missing-weights error."""
     if ref.subfolder:
         kwargs["subfolder"] = ref.subfolder
-    try:  # the local cache first, so cached weights never need the network
-        return cls.from_pretrained(ref.location, local_files_only=True, **kwargs)
+    try:
+        return loader(ref.location, local_files_only=True, **kwargs)
     except (OSError, ValueError):
         if hub_offline():
             raise missing_weights_error([locate(ref)]) from None
     try:
-        return cls.from_pretrained(ref.location, **kwargs)
+        return loader(ref.location, **kwargs)
     except (OSError, ValueError) as exc:
         status = ComponentStatus(ref.role, ref, False, None, 0, f"download failed: {str(exc).splitlines()[0][:200]}")
         raise missing_weights_error([status]) from None
