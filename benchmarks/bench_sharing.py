@@ -115,7 +115,7 @@ def run_scenario(name: str) -> dict[str, Any]:
     out["rss_adapter_loaded"] = _rss()
     start = time.perf_counter()
     if name == "ours":
-        from zrealism_lab.sharing import build_shared_motion_unet, shared_storage
+        from zrealism_lab.engine.sharing import build_shared_motion_unet, shared_storage
 
         unet = build_shared_motion_unet(parts["unet"], adapter)
         temporal = diffusers.AnimateDiffVideoToVideoControlNetPipeline(

@@ -62,7 +62,7 @@ socket.socket.connect_ex = _guarded_connect_ex
 @pytest.fixture(scope="session")
 def tiny_engine():
     """The session's engine on the tiny bundle (built once into the session cache)."""
-    from zrealism_lab.engine import get_engine
+    from zrealism_lab.engine.engine import get_engine
 
     return get_engine("tiny", device="cpu")
 
@@ -83,7 +83,7 @@ def small_settings():
 @pytest.fixture(scope="session")
 def sample_64(tmp_path_factory) -> Path:
     """A bundled sample character saved at 64 px (transparent background)."""
-    from zrealism_lab.samples import load_sample
+    from zrealism_lab.source.samples import load_sample
 
     path = tmp_path_factory.mktemp("samples") / "transparent_64.png"
     load_sample("transparent").resize((64, 64)).save(path)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zrealism_lab.background import KINDS, BackgroundAnalysis, analyze_background
-from zrealism_lab.intake import load_image
-from zrealism_lab.samples import SAMPLE_NAMES, load_sample, sample_path
+from zrealism_lab.source.background import KINDS, BackgroundAnalysis, analyze_background
+from zrealism_lab.source.intake import load_image
+from zrealism_lab.source.samples import SAMPLE_NAMES, load_sample, sample_path
 
 
 @pytest.fixture(scope="module")

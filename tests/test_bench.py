@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from zrealism_lab import bench
-from zrealism_lab.bench import NO_GPU, BenchReport, Row, row, target_met
+from zrealism_lab.bench import core as bench
+from zrealism_lab.bench.core import NO_GPU, BenchReport, Row, row, target_met
 
 
 @pytest.fixture()
@@ -127,10 +127,11 @@ def test_hot_path_rows_measure_previews_and_imports():
 
 
 def test_bench_subcommand_is_registered():
-    from zrealism_lab.cli import build_parser
+    from zrealism_lab.cli import bench as bench_command
+    from zrealism_lab.cli.main import build_parser
 
     args = build_parser().parse_args(["bench", "--quick", "--json", "out.json", "--threads", "1"])
-    assert args.func is bench.cmd_bench and args.quick and args.json == "out.json" and args.threads == 1
+    assert args.func is bench_command.cmd_bench and args.quick and args.json == "out.json" and args.threads == 1
 
 
 # ------------------------------------------------------------------------------------------------ full-size builders
@@ -138,7 +139,7 @@ def test_bench_subcommand_is_registered():
 
 @pytest.mark.parametrize("role", ["unet", "vae", "text_encoder", "controlnet", "motion_adapter"])
 def test_fullsize_parameter_counts_on_the_meta_device(role):
-    from zrealism_lab.fullsize import (
+    from zrealism_lab.models.fullsize import (
         EXPECTED_PARAMETERS,
         build_component,
         parameter_count,
@@ -151,7 +152,7 @@ def test_fullsize_parameter_counts_on_the_meta_device(role):
 
 
 def test_fullsize_unet_is_sd15():
-    from zrealism_lab.fullsize import build_unet, parameter_count
+    from zrealism_lab.models.fullsize import build_unet, parameter_count
 
     unet = build_unet(empty=True)
     assert 855e6 < parameter_count(unet) < 865e6
@@ -164,7 +165,7 @@ def test_fullsize_text_encoder_is_real_and_runs(tiny_bundle):
     import torch
     from transformers import CLIPTokenizer
 
-    from zrealism_lab.fullsize import SD15_TEXT_ENCODER_CONFIG, build_text_encoder
+    from zrealism_lab.models.fullsize import SD15_TEXT_ENCODER_CONFIG, build_text_encoder
 
     encoder = build_text_encoder(seed=1)
     assert not any(p.device.type == "meta" for p in encoder.parameters())
@@ -179,7 +180,7 @@ def test_fullsize_text_encoder_is_real_and_runs(tiny_bundle):
 
 
 def test_fullsize_modelset_points_at_local_folders(tmp_path):
-    from zrealism_lab.fullsize import fullsize_modelset
+    from zrealism_lab.models.fullsize import fullsize_modelset
 
     for folder in ("controlnet/depth", "controlnet/canny", "motion_adapter"):
         (tmp_path / folder).mkdir(parents=True)

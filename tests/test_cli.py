@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from zrealism_lab.cli import build_parser, main, parse_controls
+from zrealism_lab.cli.main import build_parser, main
+from zrealism_lab.settings import parse_controls
 
 
 def test_help_lists_commands(capsys):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zrealism_lab import demo
-from zrealism_lab.cli import main
+from zrealism_lab.cli import demo
+from zrealism_lab.cli.main import main
 from zrealism_lab.records import read_record
 
 
@@ -19,7 +19,7 @@ def test_quick_demo_makes_one_still_and_says_the_weights_are_random(tmp_path, ca
 
 
 def test_full_demo_runs_both_reports_and_prints_their_pages(tmp_path, capsys, monkeypatch):
-    import zrealism_lab.reports as reports
+    import zrealism_lab.reports.execute as reports
 
     calls = []
 
@@ -38,23 +38,8 @@ def test_full_demo_runs_both_reports_and_prints_their_pages(tmp_path, capsys, mo
     assert "random weights" in out
 
 
-def test_demo_without_the_temporal_engine_says_it_runs_static_only(tmp_path, capsys, monkeypatch):
-    import zrealism_lab.reports as reports
-
-    kinds = []
-
-    def fake_report(kind, parameters, out_dir, **kwargs):
-        kinds.append(kind)
-        return reports.ReportResult(kind, None, Path(out_dir) / "x.ipynb", Path(out_dir) / "x.html", 1.0)
-
-    monkeypatch.setattr(reports, "run_report", fake_report)
-    monkeypatch.setattr(demo, "temporal_available", lambda: False)
-    demo.run_demo(str(tmp_path))
-    assert kinds == ["static"] and "static report only" in capsys.readouterr().out
-
-
 def test_demo_parameters_are_valid_for_the_report_notebooks():
-    from zrealism_lab.reports import notebook_parameters, notebook_path
+    from zrealism_lab.reports.execute import notebook_parameters, notebook_path
 
     for kind, parameters in (("static", demo.STATIC_PARAMETERS), ("temporal", demo.TEMPORAL_PARAMETERS)):
         assert set(parameters) <= set(notebook_parameters(notebook_path(kind)))

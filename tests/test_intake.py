@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from zrealism_lab.errors import IntakeError, SettingsError
-from zrealism_lab.intake import (
+from zrealism_lab.source.intake import (
     DEFAULT_MAX_PIXELS,
     SUPPORTED_FORMATS,
     SourceImage,

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from zrealism_lab.samples import sample_path
+from zrealism_lab.source.samples import sample_path
 from browser_support import ROOT, chromium_path, launch_chromium, run_all_cells, screenshot, start_jupyterlab, \
     wait_kernel_idle
 

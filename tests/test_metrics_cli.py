@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zrealism_lab.metrics.command import add_parser, read_clip, run_metrics_command
+from zrealism_lab.cli.metrics import add_parser, read_clip, run_metrics_command
 
 SIZE = 64
 
@@ -105,8 +105,8 @@ def test_frame_folder_is_read_in_natural_order(files):
     (["source.png", "output.png", "--mask", "missing_mask.png"], "does not exist"),
     (["source.png", "output.png", "--mask", "small_mask.png"], "must match"),
     (["--clip", "missing.mp4"], "does not exist"),
-    (["--clip", "source.png"], "neither a folder"),
-    (["--clip", "empty"], "no PNG frames"),
+    (["--clip", "source.png"], "at least 2 frames"),
+    (["--clip", "empty"], "holds no frames"),
     (["--clip", "broken.mp4"], "could not be read"),
     (["--clip", "one_frame"], "at least 2 frames"),
     (["source.png", "output.png", "--clip", "frames"], "not both"),

@@ -72,8 +72,8 @@ def test_pickle_checkpoints_are_refused_unless_allowed(tmp_path, tiny_bundle):
 
 
 def test_offline_missing_weights_error_names_component_place_and_fix(small_settings, sample_64):
-    from zrealism_lab.engine import Engine
-    from zrealism_lab.static import run_static
+    from zrealism_lab.engine.engine import Engine
+    from zrealism_lab.generate.static import run_static
 
     engine = Engine("realistic-vision", device="cpu")
     with pytest.raises(MissingWeightsError) as info:
@@ -102,7 +102,7 @@ def test_with_component_points_one_role_elsewhere(tiny_bundle):
 
 
 def test_engine_cache_reloads_a_component_changed_on_disk(tmp_path):
-    from zrealism_lab.engine import get_engine
+    from zrealism_lab.engine.engine import get_engine
     from zrealism_lab.models.tiny import build_tiny_bundle
 
     bundle = build_tiny_bundle(tmp_path / "bundle", seed=3)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zrealism_lab.background import analyze_background
+from zrealism_lab.source.background import analyze_background
 from zrealism_lab.errors import SettingsError
-from zrealism_lab.intake import load_image
-from zrealism_lab.preparation import PrepareSettings, Prepared, choose_backdrop, fit_size, parse_backdrop, prepare
-from zrealism_lab.samples import load_sample, sample_path
+from zrealism_lab.source.intake import load_image
+from zrealism_lab.source.preparation import PrepareSettings, Prepared, choose_backdrop, fit_size, parse_backdrop, prepare
+from zrealism_lab.source.samples import load_sample, sample_path
 
 
 def _prepare(name: str, **settings) -> Prepared:

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from zrealism_lab.errors import SettingsError
-from zrealism_lab.reports import ReportError, offline_html, parse_value, run_report
+from zrealism_lab.reports.execute import ReportError, offline_html, parse_value, run_report
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def _no_network_resources(html: str) -> None:
 @pytest.fixture(scope="module")
 def static_report(tmp_path_factory, sample_64, tiny_engine):
     """The static report through the CLI, as a user runs it."""
-    from zrealism_lab.cli import main
+    from zrealism_lab.cli.main import main
 
     out = tmp_path_factory.mktemp("static-report")
     printed = io.StringIO()

@@ -11,8 +11,8 @@ from PIL import Image
 
 from zrealism_lab.errors import CancelledError, IntakeError
 from zrealism_lab.records import missing_record_fields, read_record, verify_outputs
-from zrealism_lab.rerun import ChangedWeightsError, compare_outputs, rerun
-from zrealism_lab.static import run_static
+from zrealism_lab.generate.rerun import ChangedWeightsError, compare_outputs, rerun
+from zrealism_lab.generate.static import run_static
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_static_rerun_is_pixel_identical(static_run, tiny_engine, tmp_path):
 
 
 def test_rerun_cli_builds_the_engine_from_the_record(static_run, tmp_path, capsys):
-    from zrealism_lab.cli import main
+    from zrealism_lab.cli.main import main
 
     assert main(["rerun", str(static_run.run_dir), "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -161,7 +161,7 @@ def _perturb_safetensors(path) -> None:
 @pytest.fixture(scope="module")
 def own_bundle_run(tiny_bundle, sample_64, tmp_path_factory):
     """A run on a private copy of the tiny bundle, whose VAE is then changed on disk."""
-    from zrealism_lab.engine import get_engine
+    from zrealism_lab.engine.engine import get_engine
     from zrealism_lab.settings import StaticSettings
 
     root = tmp_path_factory.mktemp("own-bundle")
@@ -185,7 +185,7 @@ def test_changed_weights_are_named_before_running(own_bundle_run):
 
 
 def test_rerun_cli_refuses_changed_weights_unless_allowed(own_bundle_run, capsys):
-    from zrealism_lab.cli import main
+    from zrealism_lab.cli.main import main
 
     first, weights, root = own_bundle_run
     assert main(["rerun", str(first.run_dir), "--out", str(root / "again"), "--quiet"]) == 2
@@ -200,7 +200,7 @@ def test_rerun_cli_refuses_changed_weights_unless_allowed(own_bundle_run, capsys
 
 
 def test_temporal_rerun_repeats_every_frame(tiny_engine, sample_64, tmp_path):
-    from zrealism_lab.temporal import TemporalSettings, run_temporal
+    from zrealism_lab.generate.temporal import TemporalSettings, run_temporal
 
     settings = TemporalSettings(size=64, frames=8, steps=2, detect_resolution=64, seed=5)
     first = run_temporal(sample_64, settings, engine=tiny_engine, out_dir=tmp_path / "runs")

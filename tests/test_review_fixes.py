@@ -41,7 +41,7 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
                                   "C:outside.png", "bad\x00.png", "", "./output.png"])
 def test_record_output_names_that_leave_the_run_folder_are_refused(tmp_path, name):
     from zrealism_lab.records import RECORD_NAME, RunWriter, sha256_file, verify_outputs
-    from zrealism_lab.rerun import compare_outputs
+    from zrealism_lab.generate.rerun import compare_outputs
 
     run = tmp_path / "run"
     run.mkdir()
@@ -71,7 +71,7 @@ def test_plain_output_names_in_subfolders_still_verify(tmp_path):
 
 
 def test_a_damaged_clip_fails_before_a_temporal_run_folder_exists(tiny_engine, tmp_path):
-    from zrealism_lab.temporal import TemporalSettings, run_temporal
+    from zrealism_lab.generate.temporal import TemporalSettings, run_temporal
 
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"\x13" * 300)
@@ -83,8 +83,8 @@ def test_a_damaged_clip_fails_before_a_temporal_run_folder_exists(tiny_engine, t
 
 
 def test_an_unknown_profile_fails_before_a_run_folder_exists(tiny_engine, sample_64, small_settings, tmp_path):
-    from zrealism_lab.static import run_static
-    from zrealism_lab.temporal import TemporalSettings, run_temporal
+    from zrealism_lab.generate.static import run_static
+    from zrealism_lab.generate.temporal import TemporalSettings, run_temporal
 
     runs = tmp_path / "runs"
     with pytest.raises(SettingsError, match="profile"):
@@ -97,7 +97,7 @@ def test_an_unknown_profile_fails_before_a_run_folder_exists(tiny_engine, sample
 
 
 def test_free_init_passes_of_zero_steps_are_refused():
-    from zrealism_lab.temporal import TemporalSettings, denoise_steps
+    from zrealism_lab.generate.temporal import TemporalSettings, denoise_steps
 
     assert denoise_steps(10, 0.5, 3) == [2, 1, 0]  # the last pass would decode re-noised latents
     with pytest.raises(SettingsError, match="FreeInit"):
@@ -111,7 +111,7 @@ def test_free_init_passes_of_zero_steps_are_refused():
 @pytest.fixture(scope="module")
 def static_record(tiny_engine, sample_64, tmp_path_factory):
     from zrealism_lab.settings import StaticSettings
-    from zrealism_lab.static import run_static
+    from zrealism_lab.generate.static import run_static
 
     settings = StaticSettings(size=64, steps=2, strength=0.5, detect_resolution=64)
     return run_static(sample_64, settings, engine=tiny_engine, out_dir=tmp_path_factory.mktemp("runs")).run_dir
@@ -127,7 +127,7 @@ def _edited_copy(run_dir: Path, tmp_path: Path, edit) -> Path:
 
 
 def test_a_record_cannot_opt_a_rerun_into_pickle_loading(static_record, tmp_path):
-    from zrealism_lab.rerun import plan_rerun
+    from zrealism_lab.generate.rerun import plan_rerun
 
     def opt_in(record):
         record["units"][0]["params"] = {"allow_pickle": True}
@@ -138,7 +138,7 @@ def test_a_record_cannot_opt_a_rerun_into_pickle_loading(static_record, tmp_path
 
 
 def test_a_record_without_models_is_a_clear_error(static_record, tmp_path):
-    from zrealism_lab.rerun import plan_rerun
+    from zrealism_lab.generate.rerun import plan_rerun
 
     with pytest.raises(IntakeError, match="models"):
         plan_rerun(_edited_copy(static_record, tmp_path, lambda record: record.pop("models")))
@@ -148,7 +148,7 @@ def test_a_record_without_models_is_a_clear_error(static_record, tmp_path):
 
 
 def test_clip_frames_obey_the_intake_pixel_cap(tmp_path, monkeypatch):
-    from zrealism_lab.video import read_clip
+    from zrealism_lab.source.video import read_clip
 
     frames = _frames_folder(tmp_path / "frames", 2)
     Image.open(frames / "frame_0.png").save(tmp_path / "clip.gif", save_all=True,
@@ -160,14 +160,14 @@ def test_clip_frames_obey_the_intake_pixel_cap(tmp_path, monkeypatch):
 
 
 def test_a_clip_file_declaring_a_huge_frame_is_refused_from_its_header(tmp_path):
-    from zrealism_lab.video import read_clip
+    from zrealism_lab.source.video import read_clip
 
     with pytest.raises(IntakeError, match="too large|pixel cap"):
         read_clip(_png_header_only(tmp_path / "huge.png", 20000, 20000))
 
 
 def test_reading_a_clip_stops_at_the_memory_budget(tmp_path, monkeypatch):
-    import zrealism_lab.video as video
+    import zrealism_lab.source.video as video
 
     monkeypatch.setattr(video, "MAX_CLIP_PIXELS", 3 * 64 * 64)
     clip = video.read_clip(_frames_folder(tmp_path / "frames", 6))
@@ -175,7 +175,7 @@ def test_reading_a_clip_stops_at_the_memory_budget(tmp_path, monkeypatch):
 
 
 def _metrics(argv: list[str]) -> int:
-    from zrealism_lab.metrics.command import add_parser
+    from zrealism_lab.cli.metrics import add_parser
 
     parser = argparse.ArgumentParser(prog="zrealism")
     add_parser(parser.add_subparsers(dest="command", required=True))
@@ -184,7 +184,7 @@ def _metrics(argv: list[str]) -> int:
 
 
 def test_metrics_cli_inputs_obey_the_pixel_cap_and_the_clip_budget(tmp_path, monkeypatch, capsys):
-    import zrealism_lab.video as video
+    import zrealism_lab.source.video as video
 
     frames = _frames_folder(tmp_path / "frames", 4)
     pair = [str(frames / "frame_0.png"), str(frames / "frame_1.png")]
@@ -213,7 +213,7 @@ def test_lab_refuses_oversized_uploads_before_decoding(tmp_path, monkeypatch):
 
 
 def test_report_kind_cannot_carry_a_path(tmp_path):
-    from zrealism_lab.reports import run_report
+    from zrealism_lab.reports.execute import run_report
 
     notebook = tmp_path / "any.ipynb"
     notebook.write_text("{}")
@@ -229,7 +229,7 @@ def test_auto_device_and_the_device_it_resolves_to_share_one_engine(tiny_engine)
     import dataclasses
 
     from zrealism_lab.device import resolve_device
-    from zrealism_lab.engine import get_engine
+    from zrealism_lab.engine.engine import get_engine
     from zrealism_lab.settings import ControlUnit
 
     assert get_engine(tiny_engine.models, device="auto") is get_engine(tiny_engine.models,
@@ -241,7 +241,7 @@ def test_auto_device_and_the_device_it_resolves_to_share_one_engine(tiny_engine)
 def test_scheduler_config_comes_from_the_cache_first_then_the_hub(monkeypatch):
     from diffusers import DDIMScheduler
 
-    from zrealism_lab.engine import Engine
+    from zrealism_lab.engine.engine import Engine
 
     calls = []
 
@@ -263,7 +263,7 @@ def test_scheduler_config_comes_from_the_cache_first_then_the_hub(monkeypatch):
 
 
 def test_single_file_base_checkpoints_refuse_every_pickle_suffix(tmp_path, tiny_engine):
-    from zrealism_lab.engine import Engine
+    from zrealism_lab.engine.engine import Engine
 
     for suffix in (".pkl", ".ckpt"):
         checkpoint = tmp_path / f"model{suffix}"
@@ -276,10 +276,10 @@ def test_single_file_base_checkpoints_refuse_every_pickle_suffix(tmp_path, tiny_
 def test_sequential_offload_shares_modules_between_static_and_temporal_pipelines(tiny_engine, sample_64):
     """Offloading a shared module twice used to lose its weights (meta tensors) and fail building the temporal
     pipeline; each module is now offloaded once, and the pictures equal the ones without offload."""
-    from zrealism_lab.engine import Engine
+    from zrealism_lab.engine.engine import Engine
     from zrealism_lab.settings import StaticSettings
-    from zrealism_lab.static import run_static
-    from zrealism_lab.temporal import TemporalSettings, run_temporal
+    from zrealism_lab.generate.static import run_static
+    from zrealism_lab.generate.temporal import TemporalSettings, run_temporal
 
     still = StaticSettings(size=64, steps=2, strength=0.5, detect_resolution=64)
     clip = TemporalSettings(frames=8, size=64, steps=2, detect_resolution=64)

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from zrealism_lab.errors import SettingsError
-from zrealism_lab.samples import SAMPLE_NAMES, draw_sample, load_sample, sample_path, write_samples
+from zrealism_lab.source.samples import SAMPLE_NAMES, draw_sample, load_sample, sample_path, write_samples
 
 
 def test_names():

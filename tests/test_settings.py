@@ -73,8 +73,8 @@ def test_every_spec_has_help_and_allowed_text():
 
 
 def test_bad_inputs_fail_before_any_model_loads(tmp_path):
-    from zrealism_lab.engine import Engine
-    from zrealism_lab.static import run_static
+    from zrealism_lab.engine.engine import Engine
+    from zrealism_lab.generate.static import run_static
 
     engine = Engine("realistic-vision", device="cpu")  # no weights here: any load attempt would fail differently
     with pytest.raises(IntakeError, match="does not exist|not found|No such"):

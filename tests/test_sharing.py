@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    from zrealism_lab.engine import get_engine
+    from zrealism_lab.engine.engine import get_engine
 
     cache = tmp_path_factory.getbasetemp() / "zrealism-cache"  # shared by this session's test files
     with pytest.MonkeyPatch.context() as patch:
@@ -25,7 +25,7 @@ def parts(engine):
 
 
 def test_every_parameter_is_the_static_unets_or_the_adapters_own_tensor(parts):
-    from zrealism_lab.sharing import build_shared_motion_unet
+    from zrealism_lab.engine.sharing import build_shared_motion_unet
 
     unet, adapter = parts
     motion = build_shared_motion_unet(unet, adapter)
@@ -45,7 +45,7 @@ def test_every_parameter_is_the_static_unets_or_the_adapters_own_tensor(parts):
 def test_forward_is_bit_identical_to_diffusers_from_unet2d(parts):
     from diffusers import UNetMotionModel
 
-    from zrealism_lab.sharing import build_shared_motion_unet
+    from zrealism_lab.engine.sharing import build_shared_motion_unet
 
     unet, adapter = parts
     shared = build_shared_motion_unet(unet, adapter)
@@ -63,7 +63,7 @@ def test_forward_is_bit_identical_to_diffusers_from_unet2d(parts):
 def test_pipeline_output_is_bit_identical_to_an_independently_built_pipeline(engine, parts):
     import diffusers
 
-    from zrealism_lab.sharing import build_shared_motion_unet
+    from zrealism_lab.engine.sharing import build_shared_motion_unet
 
     unet, adapter = parts
     common = {name: engine.component(name) for name in ("vae", "text_encoder", "tokenizer")}
@@ -90,24 +90,22 @@ def test_pipeline_output_is_bit_identical_to_an_independently_built_pipeline(eng
 
 
 def test_engine_switch_reads_nothing_and_leaves_the_static_unet_plain(engine):
-    from zrealism_lab.temporal import temporal_pipeline
-
     engine.static_pipeline(("depth",))
     engine.component("motion_adapter")
     loaded = dict(engine.load_seconds)
-    pipe = temporal_pipeline(engine, ("depth",))
+    pipe = engine.temporal_pipeline(("depth",))
     assert engine.load_seconds == loaded  # nothing new was loaded
     unet = engine.component("unet")
     assert pipe.unet.mid_block.attentions[0] is unet.mid_block.attentions[0]
     assert pipe.motion_adapter is engine.component("motion_adapter")
-    assert temporal_pipeline(engine, ("depth",)) is pipe
+    assert engine.temporal_pipeline(("depth",)) is pipe
 
 
 def test_a_mismatched_adapter_is_refused(parts):
     from diffusers import MotionAdapter
 
     from zrealism_lab.errors import SettingsError
-    from zrealism_lab.sharing import build_shared_motion_unet
+    from zrealism_lab.engine.sharing import build_shared_motion_unet
 
     unet, _ = parts
     wrong = MotionAdapter(block_out_channels=(16, 32), motion_layers_per_block=2, motion_num_attention_heads=2,

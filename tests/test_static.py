@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from zrealism_lab.settings import ControlUnit
-from zrealism_lab.static import run_static
+from zrealism_lab.generate.static import run_static
 
 
 def _pixels(image) -> np.ndarray:
@@ -53,10 +53,10 @@ def test_no_control_units_runs_plain_img2img(tiny_engine, small_settings, sample
 def test_second_run_loads_nothing(tiny_engine, small_settings, sample_64):
     run_static(sample_64, small_settings, engine=tiny_engine, evaluate=False)
     loaded = dict(tiny_engine.load_seconds)
-    pipelines = dict(tiny_engine._pipelines)
+    pipelines = tiny_engine.pipelines()
     run_static(sample_64, small_settings.replace(seed=3), engine=tiny_engine, evaluate=False)
     assert tiny_engine.load_seconds == loaded
-    assert tiny_engine._pipelines.keys() == pipelines.keys()
+    assert tiny_engine.pipelines().keys() == pipelines.keys()
 
 
 def test_progress_events_previews_and_cancel(tiny_engine, sample_64, small_settings):

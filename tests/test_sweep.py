@@ -307,7 +307,7 @@ def test_run_small_sweep_returns_a_sheet_and_rows_in_memory(tiny_engine, sample_
 
 
 def test_the_cli_validates_and_writes_the_manifest_on_a_dry_run(tmp_path, sample_64, capsys):
-    from zrealism_lab.cli import main
+    from zrealism_lab.cli.main import main
 
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"image": str(sample_64), "preset": "tiny", "base": BASE,

@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 
 from zrealism_lab.errors import IntakeError, SettingsError  # noqa: E402
 from zrealism_lab.settings import ControlUnit  # noqa: E402
-from zrealism_lab.temporal import TemporalSettings, run_temporal  # noqa: E402
+from zrealism_lab.generate.temporal import TemporalSettings, run_temporal  # noqa: E402
 
 FAST = TemporalSettings(frames=8, size=64, steps=2, detect_resolution=64)
 
@@ -26,14 +26,14 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(cache):
-    from zrealism_lab.engine import get_engine
+    from zrealism_lab.engine.engine import get_engine
 
     return get_engine("tiny")
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    from zrealism_lab.samples import sample_path
+    from zrealism_lab.source.samples import sample_path
 
     return sample_path("light")
 
@@ -43,7 +43,7 @@ def _arrays(frames):
 
 
 def test_settings_are_checked_before_any_model_loads(cache, tmp_path, sample):
-    from zrealism_lab.engine import Engine
+    from zrealism_lab.engine.engine import Engine
 
     fresh = Engine("tiny")  # nothing loaded yet
     for bad in (dict(frames=200), dict(size=100000), dict(size=100), dict(context_stride=16),
@@ -69,8 +69,8 @@ def test_bad_clips_are_refused_with_clear_errors(engine, tmp_path):
 
 
 def test_cli_writes_mp4_gif_frames_and_record(cache, tmp_path, sample, capsys):
-    from zrealism_lab.cli import main
-    from zrealism_lab.video import probe_video
+    from zrealism_lab.cli.main import main
+    from zrealism_lab.source.video import probe_video
 
     code = main(["run", "temporal", "--image", str(sample), "--preset", "tiny", "--frames", "8", "--size", "64",
                  "--steps", "2", "--fps", "10", "--out", str(tmp_path), "--quiet"])
@@ -91,7 +91,7 @@ def test_cli_writes_mp4_gif_frames_and_record(cache, tmp_path, sample, capsys):
 
 
 def test_same_seed_same_frames_and_the_clip_follows_the_still(engine, sample):
-    from zrealism_lab.samples import sample_path
+    from zrealism_lab.source.samples import sample_path
 
     events = []
     first = run_temporal(sample, FAST, engine=engine, on_step=events.append)
@@ -112,7 +112,7 @@ def test_same_seed_same_frames_and_the_clip_follows_the_still(engine, sample):
 
 def test_a_static_result_is_animated_on_the_same_engine(engine, sample):
     from zrealism_lab.settings import StaticSettings
-    from zrealism_lab.static import run_static
+    from zrealism_lab.generate.static import run_static
 
     still = run_static(sample, StaticSettings(size=64, steps=2, detect_resolution=64), engine=engine, evaluate=False)
     run_temporal(sample, FAST, engine=engine)  # everything a temporal run needs is loaded now
@@ -125,7 +125,7 @@ def test_a_static_result_is_animated_on_the_same_engine(engine, sample):
 
 
 def test_clip_to_clip_uses_each_frames_own_controls_and_the_input_as_reference(engine, tmp_path, sample):
-    from zrealism_lab.video import write_gif
+    from zrealism_lab.source.video import write_gif
 
     base = Image.open(sample).convert("RGB").resize((64, 64))
     frames = [base.rotate(angle, fillcolor=(255, 255, 255)) for angle in range(0, 50, 5)]
@@ -151,14 +151,14 @@ def test_long_clip_runs_through_context_windows(engine, sample):
 
     unet = engine.component("unet")
     assert not any(isinstance(m, SplitInferenceModule) for m in unet.modules())
-    pipe = engine._pipelines[("temporal", ("depth", "canny"))]
+    pipe = engine.pipelines()[("temporal", ("depth", "canny"))]
     assert not any(isinstance(m, SplitInferenceModule) for m in pipe.unet.modules())
 
 
 def test_free_init_runs_its_passes_and_cancel_marks_the_record(engine, sample, tmp_path):
     from zrealism_lab.errors import CancelledError
     from zrealism_lab.progress import CancelToken
-    from zrealism_lab.temporal import denoise_steps
+    from zrealism_lab.generate.temporal import denoise_steps
 
     events = []
     settings = FAST.replace(free_init=True, free_init_iters=2, steps=2, strength=1.0, cfg=1.0)

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from zrealism_lab.errors import IntakeError, SettingsError
-from zrealism_lab.video import (even_size, pad_to_even, probe_video, read_clip, validate_clip_path, write_gif,
+from zrealism_lab.source.video import (even_size, pad_to_even, probe_video, read_clip, validate_clip_path, write_gif,
                                 write_mp4, write_png_frames)
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from .errors import SettingsError
 from .registry import Registry
+from .source.preparation import resize_mask
 
 # A colour method maps (output Lab pixels, source Lab pixels) -> corrected output Lab pixels.
 # Both arrays are (N, 3) float: only the subject's pixels when a mask is given.
@@ -109,13 +110,6 @@ def _check_mask(mask: np.ndarray | None, size: tuple[int, int], name: str) -> np
     return mask.astype(bool)
 
 
-def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if mask.shape == (size[1], size[0]):
-        return mask
-    resized = Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)
-    return np.asarray(resized) > 127
-
-
 def _to_lab(image: Image.Image) -> np.ndarray:
     from skimage.color import rgb2lab
 
@@ -139,7 +133,7 @@ class _PreparedSource:
             source = source.resize(size, Image.BICUBIC)
         self.size = size
         self.lab = _to_lab(source)
-        self.mask = _resize_mask(mask, size) if mask is not None else None
+        self.mask = resize_mask(mask, size) if mask is not None else None
 
 
 # Mean colour difference is estimated on a regular grid of at most this many pixels: CIEDE2000 is

@@ -2,6 +2,7 @@
 k-diffusion's callback dict, plus a cheap latent preview and cooperative cancellation."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -96,3 +97,27 @@ def emit(on_step: ProgressCallback | None, stage: str, step: int, total: int, st
         elapsed = time.perf_counter() - start
         eta = elapsed / step * (total - step) if step else None
         on_step(StepEvent(stage, step, total, None, elapsed, eta))
+
+
+class TqdmProgress:
+    """A tqdm bar per stage, fed by the uniform step events."""
+
+    def __init__(self, disable: bool = False) -> None:
+        self.disable, self.bar, self.stage = disable, None, None
+
+    def __call__(self, event: Any) -> None:
+        from tqdm.auto import tqdm
+
+        if self.disable or event.stage == "load":
+            return
+        if self.bar is None or self.stage != event.stage:
+            self.close()
+            self.bar = tqdm(total=event.total, desc=event.stage, unit="step", file=sys.stderr)
+            self.stage = event.stage
+        self.bar.n = event.step
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

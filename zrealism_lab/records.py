@@ -9,81 +9,22 @@ import os
 import platform
 import secrets
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 from typing import Any, Iterable
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
+
+from .files import atomic_write_bytes, atomic_write_json, json_default, png_bytes, sha256_file
 
 RECORD_NAME = "record.json"
 RECORD_FORMAT = 1
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def sha256_file(path: str | os.PathLike, _cache: dict = {}) -> str:  # noqa: B006 - deliberate per-process memo
-    """SHA-256 of a file, memoised on (path, size, mtime): weight files are large and rarely change."""
-    stat = os.stat(path)
-    key = (os.fspath(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _cache:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _cache[key] = digest.hexdigest()
-    return _cache[key]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; outputs get the user's usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n").encode())
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return repr(value)
-
-
 def a1111_parameters(prompt: str, negative: str, settings: dict[str, Any], size: tuple[int, int]) -> str:
     """The `parameters` text chunk that A1111-compatible tools (and image browsers) read."""
     fields = [f"Steps: {settings.get('steps')}", f"Sampler: {settings.get('scheduler')}",
               f"CFG scale: {settings.get('cfg')}", f"Seed: {settings.get('seed')}", f"Size: {size[0]}x{size[1]}",
               f"Denoising strength: {settings.get('strength')}"]
     return f"{prompt}\nNegative prompt: {negative}\n" + ", ".join(fields)
-
-
-def png_bytes(image: Image.Image, text: dict[str, str] | None = None) -> bytes:
-    import io
-
-    info = PngImagePlugin.PngInfo()
-    for key, value in (text or {}).items():
-        info.add_itxt(key, value)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
-    return buffer.getvalue()
 
 
 def environment() -> dict[str, Any]:
@@ -130,6 +71,12 @@ def safe_output_name(name: Any) -> str:
                           "edited or damaged, so its outputs are not read. Allowed: names like 'output.png' or "
                           "'frames/frame_0001.png'.")
     return name
+
+
+def source_entry(source: Any) -> dict[str, Any]:
+    """What a record says of its source file: where it was, what it was, and its hash for reruns."""
+    return {"path": source.path, "format": source.format, "mode": source.original_mode,
+            "size": list(source.original_size), "sha256": sha256_file(source.path) if source.path else None}
 
 
 class RunWriter:
@@ -183,12 +130,25 @@ class RunWriter:
             "versions": environment(),
         }
 
+    def _png_text(self, prompt: str, negative: str, settings: Any, units: Any, size: tuple[int, int],
+                  engine: Any) -> dict[str, str]:
+        """The text chunks of an output PNG: A1111's `parameters` line and the lab's own settings as JSON."""
+        settings_dict = settings.to_dict()
+        settings_dict["controls"] = [u.to_dict() for u in units]
+        return {"parameters": a1111_parameters(prompt, negative, settings_dict, size),
+                "zrealism": json.dumps({"settings": settings_dict, "models": engine.models.name},
+                                       default=json_default)}
+
+    def _finish(self, record: dict[str, Any]) -> dict[str, Any]:
+        record["outputs"] = dict(self.outputs)
+        self.record = record
+        atomic_write_json(self.folder / RECORD_NAME, record)
+        return record
+
     def write_static(self, result: Any, engine: Any) -> dict[str, Any]:
+        """The still, its raw twin, the prepared source and control maps as PNG, then record.json."""
         ctx = result.context
-        settings_dict = result.settings.to_dict()
-        settings_dict["controls"] = [u.to_dict() for u in ctx.units]
-        text = {"parameters": a1111_parameters(ctx.prompt, ctx.negative_prompt, settings_dict, result.image.size),
-                "zrealism": json.dumps({"settings": settings_dict, "models": engine.models.name}, default=_json_default)}
+        text = self._png_text(ctx.prompt, ctx.negative_prompt, result.settings, ctx.units, result.image.size, engine)
         self.save_png("output.png", result.image, text)
         self.save_png("output_raw.png", result.raw, text)
         self.save_png("source_prepared.png", ctx.prepared.image)
@@ -198,9 +158,7 @@ class RunWriter:
         record.update({
             "prompt": ctx.prompt,
             "negative_prompt": ctx.negative_prompt,
-            "source": {"path": ctx.source.path, "format": ctx.source.format, "mode": ctx.source.original_mode,
-                       "size": list(ctx.source.original_size),
-                       "sha256": sha256_file(ctx.source.path) if ctx.source.path else None},
+            "source": source_entry(ctx.source),
             "background": ctx.analysis.to_dict(),
             "preparation": dict(ctx.prepared.adaptations),
             "controls": {k: {"method": m.method, "found": m.found, "params": m.params} for k, m in ctx.control_maps.items()},
@@ -210,11 +168,63 @@ class RunWriter:
             "timings": {k: round(v, 4) for k, v in result.timings.items()},
             "warnings": list(result.warnings),
             "model_hashes": model_hashes(engine, engine.roles_for([u.kind for u in ctx.units])),
-            "outputs": dict(self.outputs),
         })
-        self.record = record
-        atomic_write_json(self.folder / RECORD_NAME, record)
-        return record
+        return self._finish(record)
+
+    def write_temporal(self, result: Any, engine: Any) -> dict[str, Any]:
+        """The clip as MP4 and GIF, its frames as PNG, the inputs, then record.json."""
+        from .source.video import write_gif, write_mp4
+
+        inputs = result.inputs
+        videos: dict[str, Any] = {}
+
+        def keep(name: str, info: dict[str, Any]) -> None:
+            videos[name] = {**info, "path": name}  # relative, so the run folder can move
+            self.outputs[name] = sha256_file(self.folder / name)
+
+        for name, frames in (("clip.mp4", result.frames), ("clip_raw.mp4", result.raw_frames)):
+            keep(name, write_mp4(frames, self.folder / safe_output_name(name), result.fps))
+        keep("clip.gif", write_gif(result.frames, self.folder / "clip.gif", result.fps))
+        text = self._png_text(inputs.prompt, inputs.negative_prompt, result.settings, inputs.units, result.size, engine)
+        for index, frame in enumerate(result.frames, start=1):
+            self.save_png(f"frames/frame_{index:04d}.png", frame, text if index == 1 else None)
+        if inputs.still is not None:
+            self.save_png("still.png", inputs.still)
+            for kind, maps in inputs.control_frames.items():
+                self.save_png(f"control_{kind}.png", maps[0])
+        else:
+            self.save_png("input_first_frame.png", inputs.frames[0])
+            for kind, maps in inputs.control_frames.items():
+                keep(f"control_{kind}.mp4", write_mp4(maps, self.folder / f"control_{kind}.mp4", result.fps))
+
+        clip_info = dict(inputs.clip) if inputs.clip else None
+        if clip_info and clip_info.get("path") and Path(clip_info["path"]).is_file():
+            clip_info["sha256"] = sha256_file(clip_info["path"])
+        settings = result.settings
+        record = self._base_record(result.status, settings, engine)
+        record.update({
+            "mode": inputs.mode,
+            "prompt": inputs.prompt,
+            "negative_prompt": inputs.negative_prompt,
+            "source": source_entry(inputs.context.source) if inputs.context is not None else None,
+            "still_run": inputs.still_run,
+            "background": inputs.context.analysis.to_dict() if inputs.context is not None else None,
+            "clip": clip_info,
+            "units": [u.to_dict() for u in inputs.units],
+            "controls": inputs.control_records,
+            "generation": result.generation,
+            "videos": videos,
+            "colour": None if result.colour is None else {
+                "method": settings.colour_method, "strength": settings.colour_strength,
+                "reference": "the fixed source" if inputs.mode == "still" else "each input frame",
+                "delta_e_before": [round(c.delta_e_before, 4) for c in result.colour],
+                "delta_e_after": [round(c.delta_e_after, 4) for c in result.colour]},
+            "metrics": result.metrics.to_dict() if hasattr(result.metrics, "to_dict") else result.metrics,
+            "timings": {k: round(v, 4) for k, v in result.timings.items()},
+            "warnings": list(result.warnings),
+            "model_hashes": model_hashes(engine, engine.roles_for([u.kind for u in inputs.units], temporal=True)),
+        })
+        return self._finish(record)
 
     def fail(self, exc: BaseException, *, settings: Any = None, engine: Any = None) -> dict[str, Any]:
         """Mark the run cancelled or failed, keeping only fully written outputs (half-written ones never exist)."""
@@ -224,10 +234,8 @@ class RunWriter:
         record = self._base_record(status, settings, engine)
         record["error"] = {"type": type(exc).__name__, "message": str(exc),
                            "traceback": traceback.format_exception_only(type(exc), exc)[-1].strip()}
-        record["outputs"] = dict(self.outputs)
-        self.record = record
-        atomic_write_json(self.folder / RECORD_NAME, record)
-        return record
+        exc.run_dir = self.folder  # callers (the lab) find the folder of a cancelled or failed run here
+        return self._finish(record)
 
 
 def read_record(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -37,3 +37,15 @@ def make_scheduler(name: str, base_config: dict[str, Any], seed: int | None = No
     if choice.seeded and seed is not None:
         overrides["noise_sampler_seed"] = seed
     return cls.from_config(dict(base_config), **overrides)
+
+
+def denoise_steps(steps: int, strength: float, free_init_iters: int = 1) -> list[int]:
+    """Denoising steps the video-to-video pipeline runs in each pass. diffusers applies strength again to the
+    already shortened schedule at every FreeInit pass, so each pass is shorter than the one before."""
+    counts, n = [], min(int(steps * strength), steps)
+    if free_init_iters <= 1:
+        return [n]
+    for _ in range(free_init_iters):
+        n = min(int(n * strength), n)
+        counts.append(n)
+    return counts

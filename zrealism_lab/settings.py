@@ -116,15 +116,15 @@ class SettingsMixin:
 
 
 @dataclass(frozen=True)
-class StaticSettings(SettingsMixin):
-    """Everything that decides a static (still image) run. Defaults are the documented ones."""
+class SourceSettings(SettingsMixin):
+    """The settings static and temporal runs share: the source stage (intake, preparation, prompts, control maps),
+    the denoising basics and colour anchoring. Each run's settings extend this table instead of copying it."""
 
     prompt: str = DEFAULT_PROMPT
     negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     steps: int = 30
     cfg: float = 7.5
     strength: float = 0.70
-    scheduler: str = "dpmpp-2m-karras"
     size: int = 512
     seed: int = 0
     controls: tuple[ControlUnit, ...] | None = None  # None: the model set's default units
@@ -133,12 +133,22 @@ class StaticSettings(SettingsMixin):
     colour_mask: bool = True
     profile: str | None = None
     detect_resolution: int = 512
-    safety_checker: bool = False
     transparent_backdrop: str = "auto"
     keep_dark_backdrop: bool = True
     lighting_hints: bool = True
     mask_controls: bool = False
     pose_policy: str = "drop"
+
+
+SOURCE_FIELDS = tuple(f.name for f in dataclasses.fields(SourceSettings))
+
+
+@dataclass(frozen=True)
+class StaticSettings(SourceSettings):
+    """Everything that decides a static (still image) run. Defaults are the documented ones."""
+
+    scheduler: str = "dpmpp-2m-karras"
+    safety_checker: bool = False
 
     def validated(self) -> "StaticSettings":
         """Check every field; return self so calls chain. Raises SettingsError naming the first bad setting."""
@@ -166,7 +176,6 @@ class StaticSettings(SettingsMixin):
         return self
 
 
-
 def control_unit_from(value: Any) -> ControlUnit:
     """Accept a ControlUnit, a dict, or a bare kind name."""
     if isinstance(value, ControlUnit):
@@ -182,9 +191,135 @@ def control_unit_from(value: Any) -> ControlUnit:
     raise SettingsError("controls", value, "a ControlUnit, a mapping or a control kind name")
 
 
+def parse_controls(text: str) -> list[Any]:
+    """'depth,canny' or 'depth=0.8,openpose=0.6:0.0:0.8' (scale[:start:end])."""
+    units = []
+    if text.strip().lower() in ("", "none"):
+        return units
+    for item in text.split(","):
+        kind, _, rest = item.strip().partition("=")
+        values: dict[str, Any] = {"kind": kind}
+        if rest:
+            parts = rest.split(":")
+            try:
+                numbers = [float(p) for p in parts]
+            except ValueError:
+                raise SettingsError("controls", item, "KIND or KIND=SCALE or KIND=SCALE:START:END with numbers") from None
+            if len(numbers) not in (1, 3):
+                raise SettingsError("controls", item, "KIND=SCALE or KIND=SCALE:START:END")
+            values["scale"] = numbers[0]
+            if len(numbers) == 3:
+                values["start"], values["end"] = numbers[1], numbers[2]
+        units.append(ControlUnit(**values))
+    return units
+
+
 def _check_backdrop(value: str) -> None:
     import re
 
     if value in ("auto", "white", "black", "grey") or re.fullmatch(r"#[0-9a-fA-F]{6}", value):
         return
     raise SettingsError("transparent_backdrop", value, "auto, white, black, grey or a colour like #1a2b3c")
+
+
+# ------------------------------------------------------------------------------------------------ temporal runs
+
+
+def _shared_spec(name: str) -> Spec:
+    return SPECS[name]
+
+
+DEFAULT_MOTION_PROMPT = "subtle natural motion, gentle breathing, blinking, hair moving slightly in the breeze"
+# The samplers AnimateDiff is used with in practice (its own inference configs use DDIM).
+TEMPORAL_SCHEDULERS = ("ddim", "euler", "euler-a", "dpmpp-2m-karras")
+CLIP_FITS = ("resize", "crop")
+
+
+TEMPORAL_SPECS: dict[str, Spec] = {s.name: s for s in [
+    _shared_spec("prompt"),
+    _shared_spec("negative_prompt"),
+    Spec("motion_prompt", str, "how things move; appended to the prompt"),
+    Spec("frames", int, "frames of a still -> clip run (clip -> clip runs take theirs from the clip)", 8, 64, step=1),
+    Spec("fps", int, "playback rate of the written clip (none: 8 for stills, the input's rate for clips)", 1, 60,
+         optional=True, step=1),
+    _shared_spec("steps"),
+    _shared_spec("cfg"),
+    Spec("strength", float, "how far each frame may move from its input frame: 0 keeps it, 1 ignores it",
+         0.05, 1.0, step=0.01),
+    _shared_spec("seed"),
+    Spec("scheduler", str, "sampler (AnimateDiff's linear beta schedule is applied to each)",
+         choices=lambda: list(TEMPORAL_SCHEDULERS)),
+    Spec("size", int, "output long side in pixels", 64, 1024, multiple_of=8, step=8),
+    Spec("context_length", int, "frames the motion module sees at once (FreeNoise window for longer clips)", 8, 32,
+         step=1),
+    Spec("context_stride", int, "frames between FreeNoise windows", 1, 16, step=1),
+    Spec("free_init", bool, "FreeInit: re-noise low frequencies between passes for steadier motion (costs passes)"),
+    Spec("free_init_iters", int, "FreeInit passes", 2, 5, step=1),
+    _shared_spec("colour_method"),
+    _shared_spec("colour_strength"),
+    _shared_spec("colour_mask"),
+    _shared_spec("profile"),
+    _shared_spec("detect_resolution"),
+    _shared_spec("transparent_backdrop"),
+    _shared_spec("keep_dark_backdrop"),
+    _shared_spec("lighting_hints"),
+    _shared_spec("mask_controls"),
+    _shared_spec("pose_policy"),
+    Spec("every", int, "clip -> clip: keep every n-th input frame", 1, 100, step=1),
+    Spec("max_frames", int, "clip -> clip: at most this many frames (none: up to 64)", 2, 64, optional=True, step=1),
+    Spec("clip_fit", str, "clip -> clip: 'resize' keeps the whole frame (sides rounded to multiples of 8), "
+                          "'crop' keeps the exact aspect by trimming the edges", choices=lambda: list(CLIP_FITS)),
+    Spec("decode_chunk", int, "frames decoded by the VAE at once (none: the hardware plan's)", 1, 64, optional=True,
+         step=1),
+]}
+MAX_CLIP_FRAMES = int(TEMPORAL_SPECS["frames"].maximum)
+
+
+@dataclass(frozen=True)
+class TemporalSettings(SourceSettings):
+    """Everything that decides a temporal run. Defaults follow AnimateDiff practice (16 frames, DDIM)."""
+
+    steps: int = 25
+    strength: float = 0.6
+    motion_prompt: str = DEFAULT_MOTION_PROMPT
+    frames: int = 16
+    fps: int | None = None
+    scheduler: str = "ddim"
+    context_length: int = 16
+    context_stride: int = 4
+    free_init: bool = False
+    free_init_iters: int = 3
+    every: int = 1
+    max_frames: int | None = None
+    clip_fit: str = "resize"
+    decode_chunk: int | None = None
+
+    def validated(self) -> "TemporalSettings":
+        """Check every field; return self. Raises SettingsError naming the first bad setting, before any model loads."""
+        for spec in TEMPORAL_SPECS.values():
+            spec.check(getattr(self, spec.name))
+        if self.context_stride >= self.context_length:
+            raise SettingsError("context_stride", self.context_stride,
+                                f"fewer frames than context_length ({self.context_length}) so that windows overlap")
+        if self.controls is not None and (not isinstance(self.controls, (tuple, list))
+                                          or not all(isinstance(u, ControlUnit) for u in self.controls)):
+            raise SettingsError("controls", self.controls, "a list of ControlUnit",
+                                "Build units with ControlUnit(kind, scale) or settings.control_unit_from(value).")
+        from .prompts import validate_prompt
+
+        for name in ("prompt", "negative_prompt", "motion_prompt"):
+            validate_prompt(getattr(self, name), name)
+        self.static_settings().validated()  # controls, backdrop and the other shared settings, checked as for stills
+        if self.free_init:
+            from .schedulers import denoise_steps
+
+            passes = denoise_steps(self.steps, self.strength, self.free_init_iters)
+            if min(passes) < 1:  # a pass of 0 steps would decode FreeInit's re-noised latents: pure noise
+                raise SettingsError("steps", self.steps, f"enough steps that each FreeInit pass denoises at least once "
+                                    f"(with strength {self.strength:g} and {self.free_init_iters} passes they run "
+                                    f"{passes} steps)", "Raise steps or strength, or lower free_init_iters.")
+        return self
+
+    def static_settings(self) -> StaticSettings:
+        """The still-image settings that source understanding (intake, preparation, control maps) reads."""
+        return StaticSettings(**{name: getattr(self, name) for name in SOURCE_FIELDS})

@@ -14,6 +14,7 @@ from PIL import Image
 
 from ..errors import MissingWeightsError, SettingsError
 from ..registry import Registry
+from ..source.preparation import resize_mask
 
 # Bounds of the detection long side. Detectors of controlnet-aux work on sides rounded to multiples of 64.
 MIN_DETECT_RESOLUTION = 64
@@ -182,12 +183,6 @@ def detection_size(image_size: tuple[int, int], detect_resolution: int, multiple
         return max(multiple, int(round(value * scale / multiple)) * multiple)
 
     return side(width), side(height)
-
-
-def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if mask.shape == (size[1], size[0]):
-        return mask
-    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 127
 
 
 def _output_image(array: np.ndarray, size: tuple[int, int], keep: np.ndarray | None) -> Image.Image:

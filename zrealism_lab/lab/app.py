@@ -21,7 +21,7 @@ from ..errors import SettingsError, ZRealismError
 from ..progress import StepEvent
 from ..settings import SPECS, UNIT_SPECS, ControlUnit, StaticSettings
 from .fields import SpecField
-from .media import display_png, download_link
+from ..reports.media import display_png, download_link
 from .runner import JobContext, LatestOnly, Outcome, Runner
 from .state import BUSY_MESSAGE, Phase, RunHistory, Throttle, check_unit_range, format_seconds, progress_view, \
     summarize_error
@@ -178,7 +178,7 @@ class Lab:
         self.run_bar = _classed(w.VBox([buttons, self.message, self.error_details, live]), "zr-run-bar")
 
     def _build_source_tab(self) -> w.Widget:
-        from ..samples import SAMPLE_NAMES
+        from ..source.samples import SAMPLE_NAMES
 
         self.sample_picker = _classed(w.Dropdown(options=[(f"sample: {n}", n) for n in SAMPLE_NAMES],
                                                  description="source", layout=w.Layout(width="300px")),
@@ -200,7 +200,7 @@ class Lab:
         return w.VBox([w.HBox([self.sample_picker, self.upload]), self.source_message, pictures])
 
     def _build_model_tab(self, preset: str) -> w.Widget:
-        from ..demo import TINY_NOTE
+        from ..models.modelset import RANDOM_WEIGHTS_NOTE
 
         self.preset_picker = _classed(w.Dropdown(options=list(self.presets), value=str(preset), description="preset"),
                                       "zr-preset")
@@ -209,9 +209,9 @@ class Lab:
         self.check_device_button = _classed(w.Button(description="Check device", icon="microchip",
                                                      tooltip="detect the device and dtype now (imports torch)"),
                                             "zr-check-device")
-        self.model_note = _classed(w.HTML(f'<div style="color:#6a1b9a">{html.escape(TINY_NOTE)}</div>'),
+        self.model_note = _classed(w.HTML(f'<div style="color:#6a1b9a">{html.escape(RANDOM_WEIGHTS_NOTE)}</div>'),
                                    "zr-tiny-note")
-        self._tiny_note = TINY_NOTE
+        self._tiny_note = RANDOM_WEIGHTS_NOTE
         self.preset_picker.observe(self._on_preset, names="value")
         self.check_device_button.on_click(lambda _: self.refresh_model_status(check_device=True))
         return w.VBox([self.preset_picker, self.model_note, _section("Components"), self.model_status,
@@ -335,7 +335,7 @@ class Lab:
     # ------------------------------------------------------------------------------------------- source
     def set_source(self, source: str | os.PathLike | bytes) -> None:
         """A sample name, an image path or an image file's bytes; decode problems show on the Source tab."""
-        from ..samples import SAMPLE_NAMES
+        from ..source.samples import SAMPLE_NAMES
 
         if isinstance(source, str) and source in SAMPLE_NAMES:
             if self.sample_picker.value == source:
@@ -358,7 +358,7 @@ class Lab:
             self._use_sample(change["new"])
 
     def _use_sample(self, name: str) -> None:
-        from ..samples import sample_path
+        from ..source.samples import sample_path
 
         self._set_source(f"sample {name}", sample_path(name))
 
@@ -376,7 +376,7 @@ class Lab:
 
     def _use_upload(self, name: str, data: bytes, missing: str | None = None) -> None:
         from ..errors import IntakeError
-        from ..intake import load_image
+        from ..source.intake import load_image
 
         try:
             if missing is not None:
@@ -508,7 +508,7 @@ class Lab:
         before = _run_folders(self.out_dir)
 
         def job(ctx: JobContext) -> Any:
-            from ..static import run_static
+            from ..generate.static import run_static
 
             engine = self._get_engine(ctx, preset)
             return run_static(source, settings, engine=engine, out_dir=self.out_dir, on_step=ctx.report,
@@ -532,7 +532,7 @@ class Lab:
         preset, source = self.preset, self._source_value
 
         def job(ctx: JobContext) -> Any:
-            from ..static import understand_source
+            from ..generate.static import understand_source
 
             engine = self._get_engine(ctx, preset)
             ctx.report(StepEvent("controls", 0, 1, None, 0.0, None))
@@ -575,7 +575,7 @@ class Lab:
         return True
 
     def _get_engine(self, ctx: JobContext, preset: str) -> Any:
-        from ..engine import get_engine
+        from ..engine.engine import get_engine
 
         if self._engine is None or getattr(self._engine.models, "name", None) != preset:
             ctx.report(StepEvent("load", 0, 1, None, 0.0, None))
@@ -699,7 +699,7 @@ class Lab:
         return path
 
     def save_record(self) -> Path:
-        from ..records import atomic_write_json
+        from ..files import atomic_write_json
 
         entry = self._shown_entry()
         folder = Path(self.export_dir.value).expanduser()
@@ -713,7 +713,7 @@ class Lab:
         on the worker thread; the HTML report's path shows next to the buttons."""
         try:
             entry = self._shown_entry()
-            from ..reports import notebook_parameters, notebook_path, run_report
+            from ..reports.execute import notebook_parameters, notebook_path, run_report
 
             known = notebook_parameters(notebook_path("static"))
             folder = Path(self.export_dir.value).expanduser()
@@ -746,7 +746,7 @@ class Lab:
         else:  # an upload: the report notebook reads a file, so keep the bytes beside the report
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"run{entry.number}-source.png"
-            from ..records import png_bytes
+            from ..files import png_bytes
 
             path.write_bytes(png_bytes(entry.result.context.source.image))
             values["image"] = str(path)
@@ -831,8 +831,8 @@ def _flatten(image: Image.Image) -> Image.Image:
 
 
 def _analyse(value: Any) -> tuple[Any, Any]:
-    from ..background import analyze_background
-    from ..intake import load_image
+    from ..source.background import analyze_background
+    from ..source.intake import load_image
 
     loaded = load_image(value)
     return loaded, analyze_background(loaded.image)
@@ -899,7 +899,7 @@ def _record_status(run_dir: Path | None) -> str | None:
 
 
 def _output_png(entry: Any) -> bytes:
-    from ..records import png_bytes
+    from ..files import png_bytes
 
     if entry.run_dir is not None and (Path(entry.run_dir) / "output.png").is_file():
         return (Path(entry.run_dir) / "output.png").read_bytes()  # keeps the PNG's parameters metadata

@@ -2,8 +2,6 @@
 temporal engine (zrealism_lab.temporal) is installed; otherwise the tab says so and offers nothing to press."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from ..errors import SettingsError
+from ..settings import TEMPORAL_SPECS, TemporalSettings
 from .fields import SpecField
-from .media import figure_png, video_html
+from ..reports.media import figure_png, video_html
 from .runner import JobContext, Outcome
 from .state import BUSY_MESSAGE, format_seconds, summarize_error
 from .views import message_html, pre_html
@@ -25,24 +24,10 @@ TEMPORAL_FIELDS = ("frames", "fps", "motion_prompt", "context_length", "context_
 ANIMATE_CHOICES = (("the source (prepared like a still run)", "source"), ("the last still output", "still"))
 
 
-def temporal_module() -> Any | None:
-    """zrealism_lab.temporal when it is installed and offers run_temporal (its import loads no torch)."""
-    if importlib.util.find_spec("zrealism_lab.temporal") is None:
-        return None
-    module = importlib.import_module("zrealism_lab.temporal")
-    needed = ("run_temporal", "TemporalSettings", "TEMPORAL_SPECS")
-    return module if all(hasattr(module, name) for name in needed) else None
-
-
 class TemporalPanel:
     def __init__(self, lab: "Lab") -> None:
         self.lab = lab
         self.note = _classed(w.HTML(""), "zr-temporal-note")
-        try:
-            self.module = temporal_module()
-            problem = ""
-        except Exception as exc:  # noqa: BLE001 - a broken optional engine must not stop the lab from painting
-            self.module, problem = None, summarize_error(exc).short
         self.fields: dict[str, SpecField] = {}
         self.run_button = _classed(w.Button(description="Run clip", button_style="primary", icon="film"),
                                    "zr-temporal-run")
@@ -50,14 +35,8 @@ class TemporalPanel:
         self.player = _classed(w.HTML(""), "zr-clip-player")
         self.metrics = _classed(w.HTML(""), "zr-temporal-metrics")
         self.curves = _classed(w.Image(format="png", layout=w.Layout(display="none")), "zr-temporal-curves")
-        if self.module is None:
-            reason = problem or "the temporal engine (zrealism_lab.temporal) is not installed in this version"
-            self.note.value = message_html(f"Clips are not available: {reason}. Stills work as usual.", "warn")
-            self.run_button.disabled = True
-            self.widget = w.VBox([self.note])
-            return
-        defaults = self.module.TemporalSettings()
-        specs = self.module.TEMPORAL_SPECS
+        defaults = TemporalSettings()
+        specs = TEMPORAL_SPECS
         from ..schedulers import SCHEDULERS
 
         for name in TEMPORAL_FIELDS:
@@ -80,12 +59,12 @@ class TemporalPanel:
 
     @property
     def available(self) -> bool:
-        return self.module is not None
+        return True
 
     def settings(self) -> Any:
         """TemporalSettings: the still settings plus this tab's fields, checked as the CLI checks them."""
         still = self.lab.current_settings()
-        names = {name for name in self.module.TEMPORAL_SPECS} | {"controls"}
+        names = set(TEMPORAL_SPECS) | {"controls"}
         values = {k: v for k, v in still.to_dict().items() if k in names}
         values["controls"] = still.controls
         for name, field in self.fields.items():
@@ -94,7 +73,7 @@ class TemporalPanel:
                 raise SettingsError(name, field.value, problem.removeprefix("expected "))
             values[name] = field.value
         try:
-            return self.module.TemporalSettings(**values).validated()
+            return TemporalSettings(**values).validated()
         except SettingsError as exc:
             if exc.name in self.fields:
                 self.fields[exc.name].show(f"expected {exc.allowed}")
@@ -117,7 +96,8 @@ class TemporalPanel:
             self.message.value = message_html(f"Not started: {summarize_error(exc).short}", "error")
             return False
         preset, out_dir, label = lab.preset, lab.out_dir, lab._source_label
-        run_temporal = self.module.run_temporal
+        from ..generate.temporal import run_temporal
+
 
         def job(ctx: JobContext) -> Any:
             engine = lab._get_engine(ctx, preset)
@@ -169,7 +149,7 @@ def clip_bytes(result: Any) -> bytes | None:
     frames = getattr(result, "frames", None)
     if not frames:
         return None
-    from ..video import write_mp4
+    from ..source.video import write_mp4
 
     with tempfile.TemporaryDirectory(prefix="zrealism-clip-") as folder:
         path = Path(folder) / "clip.mp4"
@@ -182,4 +162,4 @@ def _classed(widget: w.Widget, css: str) -> w.Widget:
     return widget
 
 
-__all__ = ["TemporalPanel", "clip_bytes", "temporal_module"]
+__all__ = ["TemporalPanel", "clip_bytes"]

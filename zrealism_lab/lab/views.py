@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import ipywidgets as w
 from PIL import Image
 
-from .media import captioned_html, display_png, figure_png
+from ..reports.media import captioned_html, display_png, figure_png
 from .state import HistoryEntry, format_seconds
 
 _PHASE_COLOURS = {"idle": "#777", "running": "#1565c0", "cancelling": "#ef6c00", "done": "#2e7d32",

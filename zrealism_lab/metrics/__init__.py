@@ -17,7 +17,8 @@ from .adherence import (
     pose_adherence,
 )
 from .colour import colour_moments, delta_e2000, rgb_to_lab
-from .image import edge_f1, evaluate_pair, laplacian_variance, shannon_entropy, ssim
+from .image import edge_f1, laplacian_variance, shannon_entropy, ssim
+from .pair import evaluate_pair
 from .registry import METRICS, Band, MetricSpec, metric_names
 from .report import Metric, MetricReport
 from .temporal import evaluate_clip

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import MissingWeightsError, SettingsError
+from .image import edge_f1, ssim
 from .registry import make_metric
 from .report import MetricReport
 
@@ -255,8 +256,6 @@ def control_adherence(output_image: Image.Image, fed_maps: Mapping[str, Any], pr
     missing weights are skipped with a note; a pose detector that fails or finds nobody counts every fed
     keypoint as missed. ``pose_tolerance`` is a share of the fed map's longer side.
     """
-    from .image import edge_f1, ssim
-
     report = MetricReport(kind="adherence")
     done: set[str] = set()
     for kind, fed in fed_maps.items():

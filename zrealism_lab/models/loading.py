@@ -82,7 +82,7 @@ def missing_weights_error(statuses: list[ComponentStatus], preset: str | None = 
     return MissingWeightsError("\n".join(lines))
 
 
-def _check_pickle(ref: ComponentRef, allow_pickle: bool) -> None:
+def check_pickle(ref: ComponentRef, allow_pickle: bool) -> None:
     path = Path(ref.location)
     if ref.kind == "file":
         bad = path.suffix.lower() in PICKLE_SUFFIXES
@@ -100,7 +100,7 @@ def _check_pickle(ref: ComponentRef, allow_pickle: bool) -> None:
 
 def load_component(ref: ComponentRef, cls: Any, *, dtype: Any = None, allow_pickle: bool = False) -> Any:
     """Load one diffusers/transformers component class from a reference."""
-    _check_pickle(ref, allow_pickle)
+    check_pickle(ref, allow_pickle)
     kwargs: dict[str, Any] = {}
     is_tokenizer = "Tokenizer" in cls.__name__
     if dtype is not None and not is_tokenizer:

@@ -19,6 +19,11 @@ PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 SAFE_SUFFIXES = (".safetensors",)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w./-]+)?$")
 
+# The one wording of what the tiny preset's pictures are, for every face that shows them.
+RANDOM_WEIGHTS_NOTE = ("The tiny preset has random weights: its pictures show the plumbing (every stage, map and metric), "
+                       "not realism.")
+RANDOM_WEIGHTS_CAPTION = "tiny preset: random weights, so these pictures show the plumbing, not realism"  # under pictures
+
 
 @dataclass(frozen=True)
 class ComponentRef:

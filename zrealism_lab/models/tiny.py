@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import SettingsError
+from ..files import atomic_write_json, sha256_file
 from ..settings import CONTROL_KINDS
 
 TINY_BUNDLE_VERSION = 2  # bump whenever the layout, a config or the tokenizer corpus changes
@@ -179,7 +180,7 @@ def is_complete_bundle(path: str | os.PathLike, *, verify_hashes: bool = True) -
             return False
         for rel, digest in files.items():
             file = root / rel
-            if not file.is_file() or (verify_hashes and _sha256(file) != digest):
+            if not file.is_file() or (verify_hashes and sha256_file(file) != digest):
                 return False
         return True
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -234,19 +235,6 @@ def _publish(staging: Path, out: Path, seed: int, overwrite: bool) -> None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_json(file: Path, data: Any) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Building
 
@@ -280,7 +268,7 @@ def _build_into(root: Path, seed: int) -> None:
     adapter.save_pretrained(root / "motion_adapter", safe_serialization=True)
 
     scheduler_config = {**SCHEDULER_CONFIG, "_diffusers_version": _diffusers_version()}
-    _write_json(root / "scheduler" / "scheduler_config.json", scheduler_config)
+    atomic_write_json(root / "scheduler" / "scheduler_config.json", scheduler_config)
     # The pipeline writes its own model_index.json, so the index is always in the form this diffusers reads.
     pipe = StableDiffusionPipeline(
         **components, tokenizer=tokenizer, scheduler=PNDMScheduler.from_config(scheduler_config),
@@ -292,11 +280,11 @@ def _build_into(root: Path, seed: int) -> None:
     missing = set(required_files()) - set(files)
     if missing:  # a library that changed its file names must not yield a bundle that fails only at load time
         raise RuntimeError(f"tiny bundle build did not write {sorted(missing)}")
-    _write_json(root / MANIFEST_NAME, {
+    atomic_write_json(root / MANIFEST_NAME, {
         "format": BUNDLE_FORMAT,
         "version": TINY_BUNDLE_VERSION,
         "seed": seed,
-        "files": {rel: _sha256(root / rel) for rel in files},
+        "files": {rel: sha256_file(root / rel) for rel in files},
     })
 
 
@@ -361,8 +349,8 @@ def _write_tokenizer(folder: Path) -> None:
     (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges),
                                        encoding="utf-8")
     specials = {"bos_token": BOS_TOKEN, "eos_token": EOS_TOKEN, "pad_token": EOS_TOKEN, "unk_token": EOS_TOKEN}
-    _write_json(folder / "special_tokens_map.json", specials)
-    _write_json(folder / "tokenizer_config.json", {
+    atomic_write_json(folder / "special_tokens_map.json", specials)
+    atomic_write_json(folder / "tokenizer_config.json", {
         **specials,
         "add_prefix_space": False,
         "clean_up_tokenization_spaces": False,

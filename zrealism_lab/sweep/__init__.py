@@ -9,7 +9,7 @@ results.json, a labelled contact sheet and a report notebook.
 from __future__ import annotations
 
 from .contact import draw_contact_sheet, sweep_contact_sheets, write_contact_sheets
-from .figures import metric_figures
+from .figures import default_metrics, metric_figures
 from .manifest import build_manifest, completed_run, read_manifest
 from .report import run_sweep_report
 from .results import best_by_metric, collect_rows, failures, load_results
@@ -19,7 +19,7 @@ from .spec import Axis, Job, SweepSpec, load_spec
 
 __all__ = [
     "Axis", "Job", "Processes", "SmallSweep", "SweepResult", "SweepSpec", "best_by_metric", "build_manifest",
-    "collect_rows", "completed_run", "draw_contact_sheet", "failures", "load_results", "load_spec",
+    "collect_rows", "completed_run", "default_metrics", "draw_contact_sheet", "failures", "load_results", "load_spec",
     "metric_figures", "prepare_sweep", "read_manifest", "run_small_sweep", "run_sweep", "run_sweep_report",
     "sweep_contact_sheets", "write_contact_sheets",
 ]

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from ..models.modelset import RANDOM_WEIGHTS_CAPTION
 from .spec import format_value
 
 BACKGROUND = (255, 255, 255)
@@ -18,7 +19,6 @@ MUTED = (110, 110, 110)
 FAILED_FILL = (250, 222, 222)
 PENDING_FILL = (232, 232, 232)
 GAP = 6
-RANDOM_WEIGHTS_NOTE = "tiny preset: random weights, so these pictures show the plumbing, not realism"
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -176,7 +176,7 @@ def sweep_contact_sheets(folder: str | os.PathLike, *, cell: int = 128,
     image = manifest["source"]["image"]
     shown = image if image.startswith("sample:") else Path(image).name
     title = manifest.get("name") or f"sweep of {shown} ({manifest.get('preset')})"
-    note = RANDOM_WEIGHTS_NOTE if manifest.get("random_weights") else None
+    note = RANDOM_WEIGHTS_CAPTION if manifest.get("random_weights") else None
     return sheets_from_rows(manifest["axes"], rows, images, source=source, cell=cell, title=title, note=note,
                             positions=positions)
 
@@ -192,7 +192,7 @@ def _source_thumbnail(folder: Path, rows: Sequence[Mapping[str, Any]], source: P
 
 def write_contact_sheets(folder: str | os.PathLike, pages: Sequence[tuple[str, Image.Image]]) -> list[Path]:
     """contact_sheet.png for a single page, contact_sheet_z1.png, _z2.png ... for Z pages (old pages removed)."""
-    from ..records import atomic_write_bytes, png_bytes
+    from ..files import atomic_write_bytes, png_bytes
 
     folder = Path(folder)
     for stale in folder.glob("contact_sheet*.png"):

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..errors import SettingsError
-from ..records import RECORD_NAME, atomic_write_json, sha256_file
+from ..files import atomic_write_json, sha256_file
+from ..records import RECORD_NAME
 from .spec import SweepSpec
 
 MANIFEST_NAME = "manifest.json"
@@ -41,10 +42,10 @@ def job_id(payload: Mapping[str, Any]) -> str:
 
 def resolve_image(image: str) -> Path:
     """`sample:NAME` names a bundled sample character; anything else is a path, checked like a single run's."""
-    from ..intake import validate_image_path
+    from ..source.intake import validate_image_path
 
     if image.startswith("sample:"):
-        from ..samples import sample_path
+        from ..source.samples import sample_path
 
         return sample_path(image.split(":", 1)[1])
     return validate_image_path(image)

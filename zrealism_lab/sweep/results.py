@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..records import RECORD_NAME, atomic_write_json
+from ..files import atomic_write_json
+from ..records import RECORD_NAME
 from .manifest import RESULTS_NAME, completed_run, read_job_state, read_json, read_manifest, relative
 from .spec import format_value
 

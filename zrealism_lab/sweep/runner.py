@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import CancelledError, ZRealismError
-from ..records import atomic_write_json
+from ..files import atomic_write_json
 from .manifest import (
     PLAN_NAME,
     build_manifest,
@@ -200,7 +200,7 @@ def run_job(job: Mapping[str, Any], folder: Path, source: Path, engine: Any, *, 
     """Run one manifest job into runs/<id>/ and write jobs/<id>.json. A failure is recorded, not raised;
     cancellation and Ctrl-C are raised (the run record says cancelled)."""
     from ..settings import StaticSettings
-    from ..static import run_static
+    from ..generate.static import run_static
 
     settings = StaticSettings.from_dict(job["settings"])
     runs = job_runs_dir(folder, job["id"])
@@ -227,7 +227,7 @@ def run_job(job: Mapping[str, Any], folder: Path, source: Path, engine: Any, *, 
 def prepare_sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, *,
                   engine: Any = None, device: str = "auto", offload: str = "auto") -> dict[str, Any]:
     """Expand, validate and write manifest.json; nothing runs. Returns the manifest."""
-    from ..engine import get_engine
+    from ..engine.engine import get_engine
 
     spec = load_spec(spec)
     spec.base_settings()  # bad base settings: the single run's error, before any model set is resolved
@@ -248,7 +248,7 @@ def run_sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, out_dir: 
 
     Under `accelerate launch` (several processes) each process runs its share of the jobs on its own device and the
     main process gathers results.json, the contact sheet and (with ``report``) the report."""
-    from ..engine import get_engine
+    from ..engine.engine import get_engine
 
     spec = load_spec(spec)
     folder = Path(out_dir).expanduser().resolve()

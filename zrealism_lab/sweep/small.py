@@ -11,7 +11,8 @@ from typing import Any, Callable, Mapping, Sequence
 from PIL import Image
 
 from ..errors import CancelledError, SettingsError
-from .contact import RANDOM_WEIGHTS_NOTE, sheets_from_rows, sweep_contact_sheets
+from ..models.modelset import RANDOM_WEIGHTS_CAPTION
+from .contact import sheets_from_rows, sweep_contact_sheets
 from .manifest import check_units, job_id
 from .results import best_by_metric, cell_value
 from .spec import SweepSpec, axes_from_mapping
@@ -51,7 +52,7 @@ def run_small_sweep(source: Any, base_settings: Any, axes: Mapping[str, Sequence
     if out_dir is not None:
         return _sweep_folder(source, spec, engine, on_progress, Path(out_dir), cancel, cell)
 
-    from ..static import run_static
+    from ..generate.static import run_static
 
     axis_dicts = [axis.to_dict() for axis in spec.axes]
     rows: list[dict[str, Any]] = []
@@ -79,7 +80,7 @@ def run_small_sweep(source: Any, base_settings: Any, axes: Mapping[str, Sequence
         rows.append(row)
         if on_progress is not None:
             on_progress(len(rows), len(jobs), row)
-    note = RANDOM_WEIGHTS_NOTE if getattr(engine.models, "random_weights", False) else None
+    note = RANDOM_WEIGHTS_CAPTION if getattr(engine.models, "random_weights", False) else None
     pages = sheets_from_rows(axis_dicts, rows, images, source=source_image or _as_image(source), cell=cell,
                              note=note, positions=positions)
     names = [axis.name for axis in spec.axes]

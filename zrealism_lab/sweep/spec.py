@@ -215,7 +215,7 @@ def _normalise_base(base: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _parse_controls_text(text: str) -> list[ControlUnit]:
-    from ..cli import parse_controls  # the CLI's 'depth=0.8,canny' syntax, so specs read like the command line
+    from ..settings import parse_controls  # the CLI's 'depth=0.8,canny' syntax, so specs read like the command line
 
     return parse_controls(text)
 
@@ -237,9 +237,9 @@ def _base_units(base: StaticSettings, default_controls: Sequence[ControlUnit]) -
         return tuple(base.controls)
     units = tuple(default_controls)
     if base.profile:
-        from ..profiles import find_profile, get_profile
+        from ..profiles import get_profile
 
-        profile = find_profile(base.profile) or get_profile(base.profile)
+        profile = get_profile(base.profile)
         scales = getattr(profile, "control_scales", None) or {}
         units = tuple(dataclasses.replace(u, scale=scales.get(u.kind, u.scale)) for u in units)
     return units
@@ -275,9 +275,9 @@ def _check_axis(axis: Axis, base_units: tuple[ControlUnit, ...] | None) -> None:
     for value in axis.values:
         SPECS[axis.name].check(value)
         if axis.name == "profile" and value:
-            from ..profiles import find_profile, get_profile
+            from ..profiles import get_profile
 
-            find_profile(value) or get_profile(value)
+            get_profile(value)
 
 
 def _apply(base: StaticSettings, base_units: tuple[ControlUnit, ...] | None, axes: Sequence[Axis],

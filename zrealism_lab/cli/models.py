@@ -1,0 +1,54 @@
+"""`zrealism models check|download|tiny`: which weights a preset needs and where they are."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    models = subparsers.add_parser("models", help="check, download or build model weights")
+    models_sub = models.add_subparsers(dest="action", metavar="ACTION")
+    check = models_sub.add_parser("check", help="list each component of a preset as present/missing with its size")
+    check.add_argument("preset", nargs="?", default="realistic-vision")
+    check.set_defaults(func=cmd_models_check)
+    download = models_sub.add_parser("download", help="fetch a preset's weights (needs internet access)")
+    download.add_argument("preset", nargs="?", default="realistic-vision")
+    download.set_defaults(func=cmd_models_download)
+    tiny = models_sub.add_parser("tiny", help="build the tiny random-weight bundle (offline)")
+    tiny.add_argument("--out", required=True, help="folder to write the bundle into")
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--overwrite", action="store_true")
+    tiny.set_defaults(func=cmd_models_tiny)
+
+
+def cmd_models_check(args: argparse.Namespace) -> int:
+    from ..models.loading import locate
+    from ..models.modelset import resolve_modelset
+
+    models = resolve_modelset(args.preset)
+    statuses = [locate(ref) for ref in models.components()]
+    print(f"model set {models.name}:")
+    for status in statuses:
+        print("  " + status.line())
+    missing = [s for s in statuses if not s.present]
+    if missing:
+        print(f"{len(missing)} component(s) missing. Fetch them with `zrealism models download {models.name}` on a "
+              "machine with internet access, or point them at local files with --component ROLE=PATH.")
+    return 1 if missing else 0
+
+
+def cmd_models_download(args: argparse.Namespace) -> int:
+    from ..models.download import download_modelset
+
+    download_modelset(args.preset)
+    return 0
+
+
+def cmd_models_tiny(args: argparse.Namespace) -> int:
+    from ..models.tiny import build_tiny_bundle
+
+    path = build_tiny_bundle(args.out, seed=args.seed, overwrite=args.overwrite)
+    print(f"tiny bundle: {path}")
+    return 0
+
+

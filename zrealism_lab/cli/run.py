@@ -1,0 +1,121 @@
+"""`zrealism run static` (source image -> photoreal still) and `zrealism run temporal` (a still or an input clip
+-> a live-action clip: MP4, GIF, PNG frames, record.json)."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .common import (add_generation_arguments, modelset_from_args, number_type, print_result,
+                     resolve_image_argument, settings_from_args, spec_help)
+
+# Temporal flags beyond the shared generation arguments: (setting, flag).
+_TEMPORAL_FLAGS = (("frames", "--frames"), ("fps", "--fps"), ("context_length", "--context-length"),
+                   ("context_stride", "--context-stride"), ("free_init_iters", "--free-init-iters"),
+                   ("every", "--every"), ("max_frames", "--max-frames"), ("decode_chunk", "--decode-chunk"))
+
+
+
+def add_parser(subparsers: Any) -> None:
+    """`zrealism run static|temporal`."""
+    run = subparsers.add_parser("run", help="transform an image (static) or make a clip (temporal)")
+    run_sub = run.add_subparsers(dest="mode", metavar="MODE")
+    static = run_sub.add_parser("static", help="source image -> photoreal still",
+                                description="Source image -> photoreal still; writes PNGs, control maps and record.json.")
+    static.add_argument("--image", required=True,
+                        help="source image (PNG, JPEG, WebP, BMP, TIFF, GIF), or sample:NAME for a bundled sample "
+                             "(transparent, dark, light, scenic)")
+    add_generation_arguments(static)
+    static.set_defaults(func=cmd_run_static)
+    add_temporal_parser(run_sub)
+
+
+def cmd_run_static(args: argparse.Namespace) -> int:
+    from ..source.intake import validate_image_path
+    from ..settings import StaticSettings
+
+    settings = settings_from_args(args, StaticSettings())
+    args.image = resolve_image_argument(args.image)
+    validate_image_path(args.image)
+    models = modelset_from_args(args)
+    from ..engine.engine import get_engine
+    from ..generate.static import run_static
+
+    engine = get_engine(models, device=args.device, offload=args.offload, allow_pickle=args.allow_pickle)
+    from ..progress import TqdmProgress
+
+    progress = TqdmProgress(disable=args.quiet)
+    try:
+        result = run_static(args.image, settings, engine=engine, out_dir=args.out, on_step=progress)
+    finally:
+        progress.close()
+    print_result(result.run_dir, result.warnings, models.random_weights, f"{result.timings.get('total', 0.0):.1f} s")
+    return 0
+
+
+def add_temporal_parser(run_subparsers: Any) -> argparse.ArgumentParser:
+    """The `temporal` mode of `zrealism run`."""
+    from ..settings import TEMPORAL_SPECS, TemporalSettings
+
+    d = TemporalSettings()
+    parser = run_subparsers.add_parser(
+        "temporal", help="still or clip -> live-action clip (AnimateDiff)",
+        description="Animate a still (the source image, prepared) or turn an input clip into a live-action clip. "
+                    "Writes clip.mp4 (H.264), clip.gif, frames/*.png and record.json into a new run folder.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", help="source image to animate (PNG, JPEG, WebP, BMP, TIFF, GIF), or "
+                                        "sample:NAME for a bundled sample")
+    source.add_argument("--clip", help="input clip: MP4/MOV/WebM/GIF/WebP file or a folder of PNG/JPG frames")
+    add_generation_arguments(parser)
+    # The shared arguments describe still-image defaults and ranges; show the temporal ones instead.
+    for action in parser._actions:
+        if action.dest in TEMPORAL_SPECS and action.dest not in ("prompt", "negative_prompt") and action.help:
+            action.help = spec_help(TEMPORAL_SPECS[action.dest], getattr(d, action.dest))
+    for name, flag in _TEMPORAL_FLAGS:
+        spec = TEMPORAL_SPECS[name]
+        parser.add_argument(flag, type=number_type(spec), default=None, help=spec_help(spec, getattr(d, name)))
+    parser.add_argument("--motion-prompt", default=None,
+                        help=spec_help(TEMPORAL_SPECS["motion_prompt"], repr(d.motion_prompt)))
+    parser.add_argument("--free-init", action="store_true", default=None, help=TEMPORAL_SPECS["free_init"].help)
+    parser.add_argument("--clip-fit", default=None, help=spec_help(TEMPORAL_SPECS["clip_fit"], d.clip_fit))
+    parser.set_defaults(func=cmd_run_temporal)
+    return parser
+
+
+def temporal_settings_from_args(args: argparse.Namespace) -> Any:
+    from ..settings import TemporalSettings
+
+    changes = {}
+    for name in [n for n, _ in _TEMPORAL_FLAGS] + ["motion_prompt", "free_init", "clip_fit"]:
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = value
+    return settings_from_args(args, TemporalSettings().replace(**changes))
+
+
+def cmd_run_temporal(args: argparse.Namespace) -> int:
+    from ..progress import TqdmProgress
+
+    settings = temporal_settings_from_args(args)  # every setting is checked before any model loads
+    if args.image is not None:
+        from ..source.intake import validate_image_path
+
+        args.image = resolve_image_argument(args.image)
+        validate_image_path(args.image)
+    else:
+        from ..source.video import validate_clip_path
+
+        validate_clip_path(args.clip)
+    models = modelset_from_args(args)
+    from ..engine.engine import get_engine
+    from ..generate.temporal import run_temporal
+
+    engine = get_engine(models, device=args.device, offload=args.offload, allow_pickle=args.allow_pickle)
+    progress = TqdmProgress(disable=args.quiet)
+    try:
+        result = run_temporal(args.image, settings, clip=args.clip, engine=engine, out_dir=args.out,
+                              on_step=progress)
+    finally:
+        progress.close()
+    print_result(result.run_dir, result.warnings, models.random_weights,
+                 f"{len(result.frames)} frames at {result.fps:g} fps, {result.timings.get('total', 0.0):.1f} s")
+    return 0

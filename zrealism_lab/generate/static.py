@@ -1,0 +1,163 @@
+"""Static runs: source image -> photoreal still. The source stage (``source.context``) feeds ControlNet img2img on
+the shared engine, then colour anchoring against the fixed source, evaluation and the run record."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from PIL import Image
+
+from ..engine import Engine, get_engine
+from ..errors import CancelledError
+from ..progress import CancelToken, ProgressCallback, StepReporter, emit
+from ..settings import StaticSettings
+from .calls import control_arguments
+from ..source.context import SourceContext, check_named_settings, detect_unit, understand_source
+
+if TYPE_CHECKING:
+    from ..colour import AnchorResult
+    from ..metrics import MetricReport
+
+
+@dataclass
+class StaticResult:
+    image: Image.Image  # the final still (after colour anchoring)
+    raw: Image.Image  # straight out of the diffusion model
+    context: SourceContext
+    settings: StaticSettings
+    colour: AnchorResult
+    metrics: MetricReport | None
+    status: Literal["completed", "cancelled"]
+    timings: dict[str, float]
+    warnings: list[str]
+    engine: dict[str, Any]
+    run_dir: Path | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def control_images(self) -> dict[str, Image.Image]:
+        return {kind: cmap.image for kind, cmap in self.context.control_maps.items()}
+
+
+def adherence_request(context: SourceContext, engine: Engine) -> Any:
+    """Control adherence: re-run each unit's detector (same method and parameters) on the output and compare it
+    with the map that was fed in. Maps that never look at the image (the mask-inflated depth) are skipped."""
+    from ..control import CONTROL_PROVIDERS
+    from ..metrics.adherence import AdherenceRequest
+
+    units = {u.kind: u for u in context.units}
+
+    def lookup(kind: str):
+        cmap = context.control_maps[kind]
+        if not CONTROL_PROVIDERS.get(kind).method(cmap.method).reads_image:
+            return None
+        unit = dataclasses.replace(units[kind], method=cmap.method)
+
+        def detect(image: Image.Image):
+            found = detect_unit(unit, image, engine, size=image.size, detect_resolution=max(image.size))
+            return found.keypoints if kind == "openpose" else found.image
+
+        return detect
+
+    fed = {kind: (cmap.keypoints if kind == "openpose" else cmap.image) for kind, cmap in context.control_maps.items()}
+    return AdherenceRequest(fed_maps=fed, provider_lookup=lookup)
+
+
+def pipeline_arguments(context: SourceContext, settings: StaticSettings, prompt_kwargs: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """The img2img (+ MultiControlNet) call for a prepared source: shared by runs and the overhead benchmark."""
+    call: dict[str, Any] = dict(image=context.prepared.image, strength=settings.strength,
+                                num_inference_steps=settings.steps, guidance_scale=settings.cfg, output_type="pil",
+                                **prompt_kwargs)
+    if context.units:
+        call.update(control_image=[context.control_maps[u.kind].image for u in context.units],
+                    **control_arguments(context.units), width=context.prepared.size[0],
+                    height=context.prepared.size[1])
+    return call
+
+
+def run_static(source: Any, settings: StaticSettings | None = None, *, models: Any = "realistic-vision",
+               engine: Engine | None = None, out_dir: str | os.PathLike | None = None,
+               on_step: ProgressCallback | None = None, cancel: CancelToken | None = None, preview_every: int = 5,
+               evaluate: bool = True, device: str = "auto", offload: str = "auto") -> StaticResult:
+    """Transform one source image into a photoreal still. Bad settings or a bad source raise before any model loads."""
+    import torch
+
+    from ..colour import anchor_colours
+    from ..source.intake import validate_image_path
+    from ..records import RunWriter
+
+    settings = (settings or StaticSettings()).validated()
+    if isinstance(source, (str, os.PathLike)):
+        validate_image_path(source)
+    engine = engine or get_engine(models, device=device, offload=offload)
+    check_named_settings(settings, engine)
+    writer = RunWriter.create(out_dir, "static") if out_dir is not None else None
+    total_start = time.perf_counter()
+    try:
+        context = understand_source(source, settings, engine)
+        timings = dict(context.timings)
+        notes = list(context.warnings)
+        kinds = tuple(u.kind for u in context.units)
+
+        t = time.perf_counter()
+        emit(on_step, "load", 0, 1, t)
+        pipe = engine.static_pipeline(kinds, safety_checker=settings.safety_checker)
+        emit(on_step, "load", 1, 1, t)
+        timings["load"] = time.perf_counter() - t
+
+        from ..prompts import prepare_prompts
+        from ..schedulers import make_scheduler
+
+        pipe.scheduler = make_scheduler(settings.scheduler, engine.scheduler_config(), seed=settings.seed)
+        prompts = prepare_prompts(pipe, context.prompt, context.negative_prompt)
+        notes += prompts.warnings
+        prompt_kwargs = prompts.pipeline_kwargs()
+        denoise_steps = max(1, int(settings.steps * settings.strength))
+        reporter = StepReporter(denoise_steps, on_step, cancel, preview_every)
+        call = pipeline_arguments(context, settings, prompt_kwargs)
+        call.update(generator=torch.Generator("cpu").manual_seed(settings.seed), callback_on_step_end=reporter,
+                    callback_on_step_end_tensor_inputs=["latents"])
+        t = time.perf_counter()
+        with engine.busy, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            output = pipe(**call)
+        timings["generate"] = time.perf_counter() - t
+        if reporter.interrupted:
+            raise CancelledError(f"cancelled after {reporter.done} of {denoise_steps} denoising steps")
+        raw = output.images[0]
+        flagged = getattr(output, "nsfw_content_detected", None)
+        if flagged and any(flagged):
+            notes.append("the safety checker flagged the output and replaced it with a black image.")
+
+        t = time.perf_counter()
+        colour = anchor_colours(raw, context.prepared.image, method=settings.colour_method,
+                                strength=settings.colour_strength,
+                                mask=context.prepared.mask if settings.colour_mask else None)
+        timings["colour"] = time.perf_counter() - t
+
+        metrics = None
+        if evaluate:
+            from ..metrics import evaluate_pair
+
+            t = time.perf_counter()
+            metrics = evaluate_pair(context.prepared.image, colour.image, mask=context.prepared.mask,
+                                    adherence=adherence_request(context, engine))
+            timings["metrics"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - total_start
+        result = StaticResult(colour.image, raw, context, settings, colour, metrics, "completed", timings, notes,
+                              engine.describe())
+        if writer is not None:
+            writer.write_static(result, engine)
+            result.run_dir = writer.folder
+            result.record = writer.record
+        return result
+    except BaseException as exc:
+        if writer is not None:
+            writer.fail(exc, settings=settings, engine=engine)
+        raise

@@ -1,0 +1,250 @@
+"""Temporal runs: a still (or the source) or an input clip -> a short live-action clip with AnimateDiff.
+
+Still -> clip: the still is repeated as the input video of diffusers' AnimateDiff video-to-video ControlNet pipeline,
+with the still's control maps on every frame, so every frame stays anchored to that one image while the motion
+module and a motion prompt add movement. Clip -> clip: the input clip's frames are the video and each frame gets its
+own control maps. Clips longer than the motion module's window run through FreeNoise context windows; the spatial
+layers and the ControlNets then work through the frames in window-sized chunks, so memory follows the window, not
+the clip length. The pipeline's motion UNet shares its weights with the static engine (see ``sharing``).
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from ..engine import Engine, get_engine
+from ..engine.animatediff import (ANIMATEDIFF_SCHEDULE, FREE_NOISE_SPATIAL_SPLIT, decode_video_latents,
+                                  set_free_init, set_free_noise, window_chunking)
+from ..errors import CancelledError, SettingsError
+from ..progress import CancelToken, ProgressCallback, StepReporter, emit
+from ..schedulers import denoise_steps
+from ..settings import TemporalSettings
+from ..source.context import check_named_settings
+from .calls import control_arguments
+from .static import StaticResult
+from .temporal_inputs import (SampledClip, TemporalInputs, inputs_from_clip, inputs_from_source, inputs_from_static,
+                              sample_clip)
+
+if TYPE_CHECKING:
+    from ..colour import AnchorResult
+    from ..metrics import MetricReport
+
+
+@dataclass
+class TemporalResult:
+    frames: list[Image.Image]  # final frames (after colour anchoring)
+    raw_frames: list[Image.Image]  # straight out of the VAE
+    fps: float
+    inputs: TemporalInputs
+    settings: TemporalSettings
+    colour: list[AnchorResult]  # one per frame
+    metrics: MetricReport | None
+    status: Literal["completed", "cancelled"]
+    generation: dict[str, Any]  # what actually ran: steps, windows, chunks, scheduler
+    timings: dict[str, float]
+    warnings: list[str]
+    engine: dict[str, Any]
+    run_dir: Path | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> Literal["still", "clip"]:
+        return self.inputs.mode
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.frames[0].size
+
+    @property
+    def control_images(self) -> dict[str, Image.Image]:
+        return {kind: maps[0] for kind, maps in self.inputs.control_frames.items()}
+
+
+# ------------------------------------------------------------------------------------------------ run
+
+
+class _RunningCount:
+    """Numbers the steps of all FreeInit passes consecutively before handing them to the StepReporter."""
+
+    def __init__(self, reporter: StepReporter) -> None:
+        self.reporter, self.count = reporter, 0
+
+    def __call__(self, pipe: Any, step_index: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        out = self.reporter(pipe, self.count, timestep, kwargs)
+        self.count += 1
+        return out
+
+
+def _engine_for(source: Any, models: Any, device: str, offload: str) -> Engine:
+    """The engine that made a StaticResult (same model set, same device choice: nothing is loaded again)."""
+    if isinstance(source, StaticResult) and source.engine.get("models"):
+        from ..models.modelset import ModelSet
+
+        models = ModelSet.from_dict(source.engine["models"])
+    return get_engine(models, device=device, offload=offload)
+
+
+def _check_named_settings(settings: TemporalSettings, source: Any, engine: Engine) -> None:
+    """Profile name and control kinds, checked before a run folder exists (as for stills)."""
+    units = tuple(source.context.units) if isinstance(source, StaticResult) and settings.controls is None else None
+    check_named_settings(settings, engine, units)
+
+
+def _colour_anchor(raw: list[Image.Image], inputs: TemporalInputs, settings: TemporalSettings,
+                   ) -> tuple[list[Image.Image], list[AnchorResult]]:
+    from ..colour import anchor_colours, anchor_frames
+
+    masks = inputs.masks if settings.colour_mask else None
+    if inputs.mode == "still":  # one fixed source for every frame: prepared once, shared by all frames
+        results = anchor_frames(raw, inputs.references[0], method=settings.colour_method,
+                                strength=settings.colour_strength, mask=masks[0] if masks else None)
+    else:  # each frame against its own input frame (never the previous output, so drift cannot build up)
+        results = [anchor_colours(frame, reference, method=settings.colour_method, strength=settings.colour_strength,
+                                  mask=masks[i] if masks else None)
+                   for i, (frame, reference) in enumerate(zip(raw, inputs.references))]
+    return [r.image for r in results], results
+
+
+def _evaluate(frames: list[Image.Image], inputs: TemporalInputs) -> MetricReport:
+    from ..metrics import evaluate_clip
+
+    mask = None
+    if inputs.masks:
+        mask = inputs.masks[0] if inputs.mode == "still" else np.stack(inputs.masks)
+    # In clip -> clip runs the input clip is the reference: its own flicker is what the output should not exceed.
+    return evaluate_clip(frames, reference=inputs.frames if inputs.mode == "clip" else None, mask=mask)
+
+
+def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *, clip: Any = None,
+                 engine: Engine | None = None, models: Any = "realistic-vision",
+                 out_dir: str | os.PathLike | None = None,
+                 on_step: ProgressCallback | None = None, cancel: CancelToken | None = None, preview_every: int = 5,
+                 evaluate: bool = True, device: str = "auto", offload: str = "auto") -> TemporalResult:
+    """Animate a still or transform a clip.
+
+    ``source``: a StaticResult (its final still, control maps and prompts are used, on the same engine), an image or
+    an image path (its prepared source is animated). ``clip``: an MP4/MOV/WebM/GIF/WebP file, a folder of frames or a
+    ``video.Clip`` for a clip -> clip run. Give one of the two. Bad settings or inputs raise before any model loads.
+    """
+    import torch
+
+    from ..records import RunWriter
+    from ..source.intake import validate_image_path
+    from ..source.video import Clip, validate_clip_path
+
+    settings = (settings or TemporalSettings()).validated()
+    if (source is None) == (clip is None):
+        raise SettingsError("source/clip", "both" if source is not None else "neither",
+                            "exactly one: a still (StaticResult, image or image path) or an input clip")
+    if isinstance(source, (str, os.PathLike)):
+        validate_image_path(source)
+    if clip is not None and not isinstance(clip, Clip):
+        validate_clip_path(clip)
+    if clip is not None:  # decoded now: a damaged clip fails before any run folder exists
+        t = time.perf_counter()
+        clip = SampledClip(sample_clip(clip, settings), time.perf_counter() - t)
+    engine = engine or _engine_for(source, models, device, offload)
+    _check_named_settings(settings, source, engine)
+    writer = RunWriter.create(out_dir, "temporal") if out_dir is not None else None
+    total_start = time.perf_counter()
+    try:
+        if clip is not None:
+            inputs = inputs_from_clip(clip, settings, engine, on_step)
+        elif isinstance(source, StaticResult):
+            inputs = inputs_from_static(source, settings, engine)
+        else:
+            inputs = inputs_from_source(source, settings, engine)
+        timings = dict(inputs.timings)
+        notes = list(inputs.notes)
+        kinds = tuple(u.kind for u in inputs.units)
+        n_frames = len(inputs.frames)
+
+        t = time.perf_counter()
+        emit(on_step, "load", 0, 1, t)
+        pipe = engine.temporal_pipeline(kinds)
+        emit(on_step, "load", 1, 1, t)
+        timings["load"] = time.perf_counter() - t
+        adapter_window = int(pipe.motion_adapter.config.motion_max_seq_length)
+        if min(n_frames, settings.context_length) > adapter_window:
+            raise SettingsError("context_length", settings.context_length,
+                                f"at most {adapter_window}, the longest clip this motion adapter was trained on")
+
+        from ..prompts import prepare_prompts
+        from ..schedulers import make_scheduler
+
+        pipe.scheduler = make_scheduler(settings.scheduler, {**engine.scheduler_config(), **ANIMATEDIFF_SCHEDULE},
+                                        seed=settings.seed)
+        long_clip = set_free_noise(pipe, n_frames, settings)
+        set_free_init(pipe, settings)
+        prompts = prepare_prompts(pipe, inputs.prompt, inputs.negative_prompt)
+        notes += prompts.warnings
+        prompt_kwargs = prompts.pipeline_kwargs()
+        if long_clip and "prompt_embeds" in prompt_kwargs and prompt_kwargs["prompt_embeds"] is not None:
+            # diffusers' FreeNoise encodes the prompt itself and refuses ready-made embeddings
+            notes.append("prompt weighting / long-prompt chunking is not available with context windows: "
+                         "the plain prompt text is used.")
+            prompt_kwargs = {"prompt": prompts.prompt, "negative_prompt": prompts.negative_prompt}
+        passes = denoise_steps(settings.steps, settings.strength, settings.free_init_iters if settings.free_init else 1)
+        reporter = StepReporter(max(1, sum(passes)), on_step, cancel, preview_every)
+        decode_chunk = settings.decode_chunk or engine.plan.decode_chunk
+        width, height = inputs.size
+        call: dict[str, Any] = dict(
+            video=inputs.frames, height=height, width=width, num_inference_steps=settings.steps,
+            strength=settings.strength, guidance_scale=settings.cfg,
+            generator=torch.Generator("cpu").manual_seed(settings.seed), output_type="latent",
+            callback_on_step_end=_RunningCount(reporter), callback_on_step_end_tensor_inputs=["latents"],
+            decode_chunk_size=decode_chunk, **prompt_kwargs)
+        if kinds:
+            call.update(conditioning_frames=[inputs.control_frames[k] for k in kinds],
+                        **control_arguments(inputs.units))
+
+        t = time.perf_counter()
+        with engine.busy, warnings.catch_warnings(), window_chunking(pipe, long_clip, settings.context_length):
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            latents = pipe(**call).frames
+            timings["generate"] = time.perf_counter() - t
+            if reporter.interrupted:
+                raise CancelledError(f"cancelled after {reporter.done} of {reporter.total} denoising steps")
+            t = time.perf_counter()
+            raw = decode_video_latents(pipe, latents, decode_chunk, on_step, cancel)
+            timings["decode"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        frames, colour = _colour_anchor(raw, inputs, settings)
+        timings["colour"] = time.perf_counter() - t
+        metrics = None
+        if evaluate:
+            t = time.perf_counter()
+            metrics = _evaluate(frames, inputs)
+            timings["metrics"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - total_start
+        generation = {
+            "mode": inputs.mode, "frames": n_frames, "size": list(inputs.size), "fps": inputs.fps,
+            "denoise_steps": passes, "decode_chunk": decode_chunk, "control_kinds": list(kinds),
+            "scheduler": {"name": settings.scheduler, "class": type(pipe.scheduler).__name__,
+                          **{k: pipe.scheduler.config.get(k) for k in ("beta_schedule", "timestep_spacing",
+                                                                         "steps_offset", "clip_sample")}},
+            "context_windows": ({"context_length": settings.context_length, "context_stride": settings.context_stride,
+                                 "spatial_split": FREE_NOISE_SPATIAL_SPLIT, "frame_chunk": settings.context_length}
+                                if long_clip else None),
+            "free_init": {"iterations": settings.free_init_iters} if settings.free_init else None,
+            "motion_adapter_window": adapter_window, "offload": engine.plan.offload,
+        }
+        result = TemporalResult(frames, raw, inputs.fps, inputs, settings, colour, metrics, "completed", generation,
+                                timings, notes, engine.describe())
+        if writer is not None:
+            writer.write_temporal(result, engine)
+            result.run_dir = writer.folder
+            result.record = writer.record
+        return result
+    except BaseException as exc:
+        if writer is not None:
+            writer.fail(exc, settings=settings, engine=engine)
+        raise

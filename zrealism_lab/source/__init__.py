@@ -1,0 +1,1 @@
+"""The input, before any model runs: intake, clips, background analysis, preparation, samples."""

@@ -1,0 +1,144 @@
+"""Understanding the source before any diffusion model runs: intake, background analysis, preparation, prompts and
+control maps. Static runs, temporal runs, the lab and the notebooks all start here.
+
+It reads the model set (default units, detector methods, annotator folder) and never loads a model: an ``Engine`` may
+be passed wherever a ``ModelSet`` is asked for, and only its ``models`` are read."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ..settings import ControlUnit, StaticSettings
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+    from ..control import ControlMap
+    from ..models.modelset import ModelSet
+    from ..profiles import Profile
+    from .background import BackgroundAnalysis
+    from .intake import SourceImage
+    from .preparation import Prepared
+
+
+@dataclass
+class SourceContext:
+    """Everything derived from the source before any model runs; shared by static and temporal runs."""
+
+    source: SourceImage
+    analysis: BackgroundAnalysis
+    prepared: Prepared
+    control_maps: dict[str, ControlMap]
+    units: tuple[ControlUnit, ...]
+    prompt: str
+    negative_prompt: str
+    warnings: list[str]
+    timings: dict[str, float]
+
+
+def modelset_of(models: Any) -> ModelSet:
+    """The model set itself, or an engine's."""
+    return getattr(models, "models", models)
+
+
+def annotator_dir(models: Any) -> str | None:
+    """The folder of detector checkpoints: the environment's choice, else the model set's, when it exists."""
+    value = os.environ.get("ZREALISM_ANNOTATOR_DIR") or modelset_of(models).annotators
+    return value if value and Path(value).expanduser().is_dir() else None
+
+
+def profile_for(settings: Any) -> Profile | None:
+    from ..profiles import get_profile
+
+    return get_profile(settings.profile) if settings.profile else None
+
+
+def resolve_units(settings: Any, models: Any, profile: Profile | None = None) -> tuple[ControlUnit, ...]:
+    """The run's control units: the settings' own, else the model set's defaults scaled by the profile."""
+    if settings.controls is not None:
+        return tuple(settings.controls)
+    units = modelset_of(models).default_controls
+    if profile is not None and getattr(profile, "control_scales", None):
+        units = tuple(dataclasses.replace(u, scale=profile.control_scales.get(u.kind, u.scale)) for u in units)
+    return units
+
+
+def check_named_settings(settings: Any, models: Any, units: Sequence[ControlUnit] | None = None
+                         ) -> tuple[Profile | None, tuple[ControlUnit, ...]]:
+    """The settings that name things (a profile, the control kinds of this model set), checked before a run folder
+    is created: a typo must not leave a failed run behind. Returns the profile and the units."""
+    profile = profile_for(settings)
+    units = tuple(units) if units is not None else resolve_units(settings, models, profile)
+    modelset = modelset_of(models)
+    for unit in units:
+        modelset.controlnet(unit.kind)  # unknown kind for this model set: clear error before any work
+    return profile, units
+
+
+def detect_unit(unit: ControlUnit, image: Image.Image, models: Any, *, size: tuple[int, int],
+                detect_resolution: int, mask: np.ndarray | None = None, mask_to_subject: bool = False) -> ControlMap:
+    """One control unit's map of an image, with the unit's method (or the model set's choice) and parameters."""
+    from ..control import CONTROL_PROVIDERS
+
+    modelset = modelset_of(models)
+    return CONTROL_PROVIDERS.get(unit.kind).detect(
+        image, size=size, detect_resolution=detect_resolution, mask=mask,
+        mask_to_subject=mask_to_subject and mask is not None,
+        method=modelset.control_method(unit.kind, unit.method), annotator_dir=annotator_dir(modelset),
+        **dict(unit.params))
+
+
+def understand_source(source: Any, settings: StaticSettings, models: Any, *, size: int | None = None,
+                      max_pixels: int | None = None) -> SourceContext:
+    """Intake, background analysis, preparation, prompts and control maps: no diffusion model is loaded here."""
+    from ..control import resolve_empty_pose
+    from ..prompts import build_negative_prompt, build_prompt
+    from .background import analyze_background
+    from .intake import load_image
+    from .preparation import PrepareSettings, prepare
+
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    t = time.perf_counter()
+    loaded = load_image(source, max_pixels=max_pixels)
+    timings["intake"] = time.perf_counter() - t
+
+    profile, units = check_named_settings(settings, models)
+
+    t = time.perf_counter()
+    analysis = analyze_background(loaded.image)
+    notes += list(analysis.warnings)
+    timings["background"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    prep_settings = PrepareSettings(transparent_backdrop=settings.transparent_backdrop,
+                                    keep_dark_backdrop=settings.keep_dark_backdrop,
+                                    lighting_hints=settings.lighting_hints, long_side=size or settings.size,
+                                    mask_controls=settings.mask_controls)
+    prepared = prepare(loaded, analysis, prep_settings)
+    prompt = build_prompt(settings.prompt, list(prepared.prompt_hints), profile)
+    negative = build_negative_prompt(settings.negative_prompt, profile)
+    timings["prepare"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    maps: dict[str, Any] = {}
+    kept_units = []
+    for unit in units:
+        cmap = detect_unit(unit, prepared.image, models, size=prepared.size,
+                           detect_resolution=settings.detect_resolution, mask=prepared.mask,
+                           mask_to_subject=settings.mask_controls)
+        notes += list(cmap.warnings)
+        if unit.kind == "openpose":
+            cmap = resolve_empty_pose(cmap, settings.pose_policy)
+            if cmap is None:
+                notes.append("openpose unit dropped: no person was found in the source (pose_policy='drop').")
+                continue
+        maps[unit.kind] = cmap
+        kept_units.append(unit)
+    timings["controls"] = time.perf_counter() - t
+    return SourceContext(loaded, analysis, prepared, maps, tuple(kept_units), prompt, negative, notes, timings)
