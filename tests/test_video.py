@@ -7,7 +7,7 @@ from PIL import Image
 
 from zrealism_lab.errors import IntakeError, SettingsError
 from zrealism_lab.source.video import (even_size, pad_to_even, probe_video, read_clip, validate_clip_path, write_gif,
-                                write_mp4, write_png_frames)
+                                write_mp4)
 
 
 def _frames(count: int, size: tuple[int, int] = (48, 32)) -> list[Image.Image]:
@@ -63,8 +63,6 @@ def test_folder_of_frames_is_sorted_naturally(tmp_path):
     (tmp_path / "notes.txt").write_text("not a frame")
     clip = read_clip(tmp_path)
     assert len(clip) == 11 and _brightness(clip.frames) == _brightness(frames)
-    paths = write_png_frames(frames[:2], tmp_path / "out")
-    assert [p.name for p in paths] == ["frame_0001.png", "frame_0002.png"]
 
 
 @pytest.mark.parametrize("name, content", [("corrupt.mp4", b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50),

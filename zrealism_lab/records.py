@@ -226,6 +226,12 @@ class RunWriter:
         })
         return self._finish(record)
 
+    def publish(self, result: Any, engine: Any) -> None:
+        """Write a finished run's outputs and record (by the writer's kind), and tell the result where they are."""
+        (self.write_temporal if self.kind == "temporal" else self.write_static)(result, engine)
+        result.run_dir = self.folder
+        result.record = self.record
+
     def fail(self, exc: BaseException, *, settings: Any = None, engine: Any = None) -> dict[str, Any]:
         """Mark the run cancelled or failed, keeping only fully written outputs (half-written ones never exist)."""
         from .errors import CancelledError

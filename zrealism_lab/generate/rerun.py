@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -18,47 +18,27 @@ from ..errors import IntakeError, SettingsError, ZRealismError
 from ..files import sha256_file
 from ..records import compare_model_hashes, missing_record_fields, read_record, safe_output_name
 
+from ..settings import StaticSettings, TemporalSettings
+from .static import StaticResult, run_static
+from .temporal import TemporalResult, run_temporal
+
+if TYPE_CHECKING:
+    from ..models.modelset import ModelSet
+
 
 class ChangedWeightsError(ZRealismError):
     """The weight files a record names differ from the ones on disk now, so a rerun would not be exact."""
 
 
 @dataclass(frozen=True)
-class _Kind:
-    settings_class: Callable[[], Any]
-    run: Callable[[], Callable[..., Any]]
+class RunKind:
+    settings_class: type
+    run: Callable[..., Any]
     temporal: bool
 
 
-def _static_kind() -> _Kind:
-    def settings_class() -> Any:
-        from ..settings import StaticSettings
-
-        return StaticSettings
-
-    def run() -> Callable[..., Any]:
-        from .static import run_static
-
-        return run_static
-
-    return _Kind(settings_class, run, temporal=False)
-
-
-def _temporal_kind() -> _Kind:
-    def settings_class() -> Any:
-        from ..settings import TemporalSettings
-
-        return TemporalSettings
-
-    def run() -> Callable[..., Any]:
-        from .temporal import run_temporal
-
-        return run_temporal
-
-    return _Kind(settings_class, run, temporal=True)
-
-
-_KINDS: dict[str, Callable[[], _Kind]] = {"static": _static_kind, "temporal": _temporal_kind}
+_KINDS: dict[str, RunKind] = {"static": RunKind(StaticSettings, run_static, temporal=False),
+                              "temporal": RunKind(TemporalSettings, run_temporal, temporal=True)}
 
 
 @dataclass
@@ -69,8 +49,8 @@ class RerunPlan:
     record: dict[str, Any]
     kind: str
     inputs: dict[str, Path]  # {"source": path} or, for clip -> clip runs, {"clip": path}
-    settings: Any
-    models: Any  # ModelSet
+    settings: StaticSettings | TemporalSettings
+    models: ModelSet
     hardware: dict[str, Any]  # get_engine's device, offload and dtype
     notes: list[str] = field(default_factory=list)
 
@@ -79,7 +59,7 @@ class RerunPlan:
 class RerunResult:
     record_dir: Path
     run_dir: Path | None
-    result: Any  # StaticResult or the temporal result
+    result: StaticResult | TemporalResult
     comparison: dict[str, str]  # output name -> identical | different | missing
     weight_changes: list[str]
     notes: list[str]
@@ -115,9 +95,9 @@ def plan_rerun(record_dir: str | os.PathLike, *, image: str | os.PathLike | None
     if missing or not isinstance(record.get("settings"), dict) or not isinstance(record.get("models"), dict):
         raise IntakeError(f"{folder / 'record.json'} lacks what a rerun needs ({', '.join(missing) or 'settings/models'}"
                           "): the record is damaged or was edited. Start a new run with the same settings instead.")
-    spec = _KINDS[kind]()
+    spec = _KINDS[kind]
     notes: list[str] = []
-    settings = _settings_from_record(spec.settings_class(), record, notes)
+    settings = _settings_from_record(spec.settings_class, record, notes)
     if record.get("mode") == "clip":
         inputs = {"clip": _check_input(record.get("clip") or {}, image, "clip")}
     else:
@@ -237,7 +217,7 @@ def rerun(record_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     if changes:
         notes.append("rerun with changed weights: differences in the outputs are expected")
     out = Path(out_dir).expanduser() if out_dir is not None else plan.record_dir.parent
-    run = _KINDS[plan.kind]().run()
+    run = _KINDS[plan.kind].run
     result = run(settings=plan.settings, engine=engine, out_dir=out, on_step=on_step, **plan.inputs)
     run_dir = getattr(result, "run_dir", None)
     comparison = compare_outputs(plan.record_dir, run_dir, plan.record) if run_dir is not None else {}

@@ -153,9 +153,7 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
         result = StaticResult(colour.image, raw, context, settings, colour, metrics, "completed", timings, notes,
                               engine.describe())
         if writer is not None:
-            writer.write_static(result, engine)
-            result.run_dir = writer.folder
-            result.record = writer.record
+            writer.publish(result, engine)
         return result
     except BaseException as exc:
         if writer is not None:

@@ -240,9 +240,7 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
         result = TemporalResult(frames, raw, inputs.fps, inputs, settings, colour, metrics, "completed", generation,
                                 timings, notes, engine.describe())
         if writer is not None:
-            writer.write_temporal(result, engine)
-            result.run_dir = writer.folder
-            result.record = writer.record
+            writer.publish(result, engine)
         return result
     except BaseException as exc:
         if writer is not None:

@@ -53,6 +53,11 @@ def _bands(*triples: tuple[float, float, str]) -> tuple[Band, ...]:
     return tuple(Band(lo, hi, label) for lo, hi, label in triples)
 
 
+# Guide bands shared by the edge-F1 and SSIM-like metrics (pair and adherence alike).
+F1_BANDS = _bands((0.0, 0.3, "poor"), (0.3, 0.6, "fair"), (0.6, 1.0, "good"))
+SSIM_BANDS = _bands((-1.0, 0.4, "poor"), (0.4, 0.7, "fair"), (0.7, 1.0, "good"))
+
+
 def make_metric(name: str, value: float) -> Metric:
     """A Metric carrying ``value`` and the registered description of ``name``."""
     spec = METRICS.get(name)
@@ -88,16 +93,16 @@ _add(MetricSpec(
 _add(MetricSpec(
     "laplacian_ratio", HIGHER, (0.0, 1.0), "ratio",
     "min/max of the two Laplacian variances: 1 = same edge energy, near 0 = one image far blurrier or busier.",
-    "edges", "pair", headline=True, bands=_bands((0.0, 0.3, "poor"), (0.3, 0.6, "fair"), (0.6, 1.0, "good"))))
+    "edges", "pair", headline=True, bands=F1_BANDS))
 _add(MetricSpec(
     "edge_f1", HIGHER, (0.0, 1.0), "F1",
     "Canny edges of output vs source matched within a few pixels: 1 = every edge kept, none invented.",
-    "edges", "pair", headline=True, bands=_bands((0.0, 0.3, "poor"), (0.3, 0.6, "fair"), (0.6, 1.0, "good"))))
+    "edges", "pair", headline=True, bands=F1_BANDS))
 _add(MetricSpec(
     "ssim_luma", HIGHER, (-1.0, 1.0), "SSIM",
     "Structural similarity of the luminance channels (7x7 windows): 1 = same local structure.",
     "structure", "pair", headline=True,
-    bands=_bands((-1.0, 0.4, "poor"), (0.4, 0.7, "fair"), (0.7, 1.0, "good"))))
+    bands=SSIM_BANDS))
 
 # ---------------------------------------------------------------- image pair: colour
 _add(MetricSpec(
@@ -168,11 +173,11 @@ _add(MetricSpec(
 _add(MetricSpec(
     "canny_f1", HIGHER, (0.0, 1.0), "F1",
     "Fed canny map vs canny re-run on the output, edges matched within a few pixels.",
-    "adherence", "adherence", headline=True, bands=_bands((0.0, 0.3, "poor"), (0.3, 0.6, "fair"), (0.6, 1.0, "good"))))
+    "adherence", "adherence", headline=True, bands=F1_BANDS))
 _add(MetricSpec(
     "lineart_ssim", HIGHER, (-1.0, 1.0), "SSIM",
     "SSIM between the fed line-art map and line art re-detected on the output.",
-    "adherence", "adherence", headline=True, bands=_bands((-1.0, 0.4, "poor"), (0.4, 0.7, "fair"), (0.7, 1.0, "good"))))
+    "adherence", "adherence", headline=True, bands=SSIM_BANDS))
 
 # ---------------------------------------------------------------- clips
 _TEMPORAL = (

@@ -100,11 +100,3 @@ CORPUS_LINES: tuple[str, ...] = (
 def corpus() -> list[str]:
     """The corpus lines, in a fixed order (the tokenizer build must be reproducible)."""
     return list(CORPUS_LINES)
-
-
-def corpus_words() -> list[str]:
-    """Distinct lower-case words of the corpus, sorted (useful for coverage checks)."""
-    import re
-
-    words = {w for line in CORPUS_LINES for w in re.findall(r"[a-z]+", line.lower())}
-    return sorted(words)

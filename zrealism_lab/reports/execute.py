@@ -26,7 +26,6 @@ REPORTS = {"static": "static_report.ipynb", "temporal": "temporal_report.ipynb",
            "sweep": "sweep_report.ipynb"}
 KERNEL_NAME = "python3"
 EXECUTED_NAME = "report.ipynb"
-HTML_NAME = "report.html"
 
 
 class ReportError(ZRealismError):

@@ -22,9 +22,6 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 ANIMATED_SUFFIXES = (".gif", ".webp", ".png", ".apng")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_FPS = 8.0
-# The same decompression-bomb cap as still intake (intake.resolve_max_pixels: $ZREALISM_MAX_PIXELS or this default),
-# applied to every frame before it is decoded.
-MAX_FRAME_PIXELS = 64_000_000
 # Decoding stops here even when no max_frames was asked for: a clip of a feature film must not fill the memory.
 MAX_DECODED_FRAMES = 10_000
 # ... and when the kept frames reach this many pixels in all (about 3 GB as 8-bit RGB).
@@ -320,19 +317,6 @@ def write_gif(frames: Sequence[Image.Image], path: str | os.PathLike, fps: float
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=delay_ms, loop=0,
                        optimize=False, disposal=1)
     return {"path": str(path), "frames": len(images), "fps": 1000.0 / delay_ms, "size": list(images[0].size)}
-
-
-def write_png_frames(frames: Sequence[Image.Image], folder: str | os.PathLike, prefix: str = "frame") -> list[Path]:
-    """Each frame as ``{prefix}_0001.png`` ... in ``folder``, each written atomically."""
-    from ..files import atomic_write_bytes, png_bytes
-
-    folder = Path(folder)
-    paths = []
-    for index, frame in enumerate(frames, start=1):
-        path = folder / f"{prefix}_{index:04d}.png"
-        atomic_write_bytes(path, png_bytes(frame.convert("RGB")))
-        paths.append(path)
-    return paths
 
 
 def probe_video(path: str | os.PathLike) -> dict[str, Any]:
