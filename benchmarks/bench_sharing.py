@@ -20,35 +20,8 @@ import sys
 import time
 from typing import Any
 
-# Component configurations of the real checkpoints (runwayml SD1.5 / Realistic Vision, lllyasviel ControlNet v1.1,
-# guoyww/animatediff-motion-adapter-v1-5-2), as their config.json files give them.
-SD15_UNET: dict[str, Any] = {
-    "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    "cross_attention_dim": 768, "attention_head_dim": 8, "norm_num_groups": 32,
-}
-SD15_CONTROLNET: dict[str, Any] = {
-    "in_channels": 4, "conditioning_channels": 3, "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": SD15_UNET["down_block_types"], "cross_attention_dim": 768, "attention_head_dim": 8,
-    "norm_num_groups": 32, "conditioning_embedding_out_channels": (16, 32, 96, 256),
-}
-SD15_VAE: dict[str, Any] = {
-    "sample_size": 512, "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2,
-    "block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4, "norm_num_groups": 32, "scaling_factor": 0.18215,
-}
-SD15_TEXT_ENCODER: dict[str, Any] = {
-    "vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-    "num_attention_heads": 12, "max_position_embeddings": 77, "hidden_act": "quick_gelu", "projection_dim": 768,
-}
-MOTION_ADAPTER_V152: dict[str, Any] = {
-    "block_out_channels": (320, 640, 1280, 1280), "motion_layers_per_block": 2,
-    "motion_mid_block_layers_per_block": 1, "motion_num_attention_heads": 8, "motion_norm_num_groups": 32,
-    "motion_max_seq_length": 32, "use_motion_mid_block": True,
-}
+from zrealism_lab.files import atomic_write_json
+
 SCENARIOS = ("static", "ours", "diffusers")
 
 
@@ -59,42 +32,24 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-def _random(make) -> Any:
-    """Build a module without the slow default initialisation, then write random values into every weight (so
-    every page is really resident, as after loading a checkpoint)."""
-    import torch
-    from accelerate import init_empty_weights
-
-    with init_empty_weights():
-        module = make()
-    module = module.to_empty(device="cpu")
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for param in module.parameters():
-            param.normal_(0.0, 0.02, generator=generator)
-    return module.eval().requires_grad_(False)
-
-
 def _static_parts() -> dict[str, Any]:
-    import diffusers
-    from transformers import CLIPTextConfig, CLIPTextModel
+    """The SD1.5 parts with random weights, every page written (so resident, as after loading a checkpoint)."""
+    from zrealism_lab.models.fullsize import build_controlnet, build_text_encoder, build_unet, build_vae
 
     return {
-        "unet": _random(lambda: diffusers.UNet2DConditionModel(**SD15_UNET)),
-        "vae": _random(lambda: diffusers.AutoencoderKL(**SD15_VAE)),
-        "text_encoder": _random(lambda: CLIPTextModel(CLIPTextConfig(**SD15_TEXT_ENCODER))),
-        "controlnets": [_random(lambda: diffusers.ControlNetModel(**SD15_CONTROLNET)) for _ in range(2)],
+        "unet": build_unet(seed=0),
+        "vae": build_vae(seed=1),
+        "text_encoder": build_text_encoder(seed=2),
+        "controlnets": [build_controlnet(seed=10 + i) for i in range(2)],
     }
-
-
-def _bytes(module: Any) -> int:
-    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
 
 
 def run_scenario(name: str) -> dict[str, Any]:
     import diffusers
     import torch
     from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+
+    from zrealism_lab.models.fullsize import build_motion_adapter, parameter_bytes
 
     torch.set_grad_enabled(False)
     out: dict[str, Any] = {"scenario": name, "rss_start": _rss()}
@@ -105,13 +60,13 @@ def run_scenario(name: str) -> dict[str, Any]:
         controlnet=MultiControlNetModel(parts["controlnets"]), scheduler=scheduler, safety_checker=None,
         feature_extractor=None, requires_safety_checker=False)
     out["rss_static"] = _rss()
-    out["static_weight_bytes"] = sum(_bytes(m) for m in (parts["unet"], parts["vae"], parts["text_encoder"],
-                                                        *parts["controlnets"]))
+    out["static_weight_bytes"] = sum(parameter_bytes(m) for m in (parts["unet"], parts["vae"], parts["text_encoder"],
+                                                                *parts["controlnets"]))
     if name == "static":
         return out
 
-    adapter = _random(lambda: diffusers.MotionAdapter(**MOTION_ADAPTER_V152))
-    out["motion_bytes"] = _bytes(adapter)
+    adapter = build_motion_adapter(seed=3)
+    out["motion_bytes"] = parameter_bytes(adapter)
     out["rss_adapter_loaded"] = _rss()
     start = time.perf_counter()
     if name == "ours":
@@ -180,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in summary.items():
         print(f"{key:34s} {value:.3f}" if isinstance(value, float) else f"{key:34s} {value}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"summary": summary, "scenarios": results}, handle, indent=2)
+        atomic_write_json(args.json, {"summary": summary, "scenarios": results})
     return 0 if summary["ours_within_target"] and summary["switch_within_target"] else 1
 
 

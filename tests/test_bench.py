@@ -6,8 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from zrealism_lab.bench import core as bench
-from zrealism_lab.bench.core import NO_GPU, BenchReport, Row, row, target_met
+from zrealism_lab.bench import NO_GPU, BenchReport, Row, row, target_met
+from zrealism_lab.bench.gpu import gpu_rows
+from zrealism_lab.bench.hot_paths import hot_path_rows
+from zrealism_lab.bench.measure import interleaved, peak_rss_bytes, reset_peak_rss
+from zrealism_lab.bench.overhead import max_pixel_difference, static_overhead_rows, temporal_overhead_rows
 
 
 @pytest.fixture()
@@ -57,7 +60,7 @@ def test_markdown_and_json_hold_every_row_and_the_machine():
 
 def test_interleaved_alternates_and_drops_warmup():
     calls: list[str] = []
-    samples = bench.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3, warmup=1)
+    samples = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3, warmup=1)
     assert calls == ["a", "b"] * 4
     assert all(len(s.values) == 3 for s in samples.values())
     assert samples["a"].best <= samples["a"].median
@@ -68,17 +71,17 @@ def test_max_pixel_difference():
 
     a = Image.new("RGB", (4, 4), (10, 20, 30))
     b = Image.new("RGB", (4, 4), (10, 21, 30))
-    assert bench.max_pixel_difference([a], [a.copy()]) == 0
-    assert bench.max_pixel_difference([a, a], [a, b]) == 1
-    assert bench.max_pixel_difference([a], [a, a]) == 255
+    assert max_pixel_difference([a], [a.copy()]) == 0
+    assert max_pixel_difference([a, a], [a, b]) == 1
+    assert max_pixel_difference([a], [a, a]) == 255
 
 
 def test_peak_rss_sees_a_new_allocation():
-    if not bench.reset_peak_rss():
+    if not reset_peak_rss():
         pytest.skip("this kernel does not let a process reset its peak RSS")
-    before = bench.peak_rss_bytes()
+    before = peak_rss_bytes()
     block = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MiB, every page written
-    assert bench.peak_rss_bytes() >= before + 60 * 2**20
+    assert peak_rss_bytes() >= before + 60 * 2**20
     del block
 
 
@@ -87,16 +90,28 @@ def test_gpu_rows_say_not_measured_without_cuda():
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")
-    rows = bench.gpu_rows(None, lambda text: None)
+    rows = gpu_rows(None, lambda text: None)
     assert rows and all(r.status == NO_GPU and r.value is None for r in rows)
     assert all(r.value_text() == NO_GPU for r in rows)
 
+
+
+def test_child_main_writes_its_task_result_as_json(tmp_path, monkeypatch):
+    """The parent reads a child's result from a JSON file: numpy scalars and paths must come through."""
+    from zrealism_lab.bench import child
+
+    monkeypatch.setitem(child.CHILD_TASKS, "write", lambda bundle, params: {
+        "bundle": bundle, "n": np.int64(params["n"]), "gib": np.float32(0.5)})
+    result = tmp_path / "result.json"
+    argv = ["--child", "write", "--bundle", str(tmp_path), "--params", '{"n": 3}', "--result", str(result)]
+    assert child.child_main(argv) == 0
+    assert json.loads(result.read_text(encoding="utf-8")) == {"bundle": str(tmp_path), "n": 3, "gib": 0.5}
 
 # ------------------------------------------------------------------------------------------------ tiny bundle rows
 
 
 def test_static_overhead_rows_on_the_tiny_bundle(tiny_engine, one_thread):
-    rows = bench.static_overhead_rows(tiny_engine, 64, 1)
+    rows = static_overhead_rows(tiny_engine, 64, 1)
     ratio, bare, lab, full = rows
     assert "lab generation path / bare diffusers" in ratio.what and ratio.unit == "x"
     assert ratio.target == "<= 1.05" and ratio.met is (ratio.value <= 1.05)
@@ -108,9 +123,7 @@ def test_static_overhead_rows_on_the_tiny_bundle(tiny_engine, one_thread):
 
 
 def test_temporal_overhead_rows_on_the_tiny_bundle(tiny_engine, one_thread):
-    if not bench.temporal_available():
-        pytest.skip("zrealism_lab.temporal is not importable")
-    rows = bench.temporal_overhead_rows(tiny_engine, 64, 1)
+    rows = temporal_overhead_rows(tiny_engine, 64, 1)
     ratio = rows[0]
     assert "temporal 64 px, 8 frames" in ratio.what and 0.2 < ratio.value < 5.0
     # the lab decodes in chunks itself; at most a rounding step away from the pipeline's own decode
@@ -119,7 +132,7 @@ def test_temporal_overhead_rows_on_the_tiny_bundle(tiny_engine, one_thread):
 
 
 def test_hot_path_rows_measure_previews_and_imports():
-    rows = {r.what: r for r in bench.hot_path_rows()}
+    rows = {r.what: r for r in hot_path_rows()}
     preview = rows["latent_preview, 64x64 latent (512 px image)"]
     assert preview.unit == "ms" and preview.value > 0 and preview.met is not None
     imports = rows["import zrealism_lab: heavy modules imported"]

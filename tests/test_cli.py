@@ -32,6 +32,22 @@ def test_parse_controls():
     assert parse_controls("none") == []
 
 
+def test_parse_controls_takes_a_detector_method_after_the_kind():
+    units = parse_controls("openpose:mediapipe=0.7,depth:inflate,canny=0.5:0:0.8")
+    assert [(u.kind, u.method, u.scale) for u in units] == [
+        ("openpose", "mediapipe", 0.7), ("depth", "inflate", 1.0), ("canny", None, 0.5)]
+
+
+def test_a_method_given_on_the_command_line_reaches_the_run(tmp_path, sample_64, tiny_engine):
+    from zrealism_lab.records import read_record
+
+    out = tmp_path / "runs"
+    assert main(["run", "static", "--image", str(sample_64), "--preset", "tiny", "--device", "cpu", "--size", "64",
+                 "--steps", "2", "--controls", "depth:inflate,canny", "--out", str(out), "--quiet"]) == 0
+    (run,) = out.iterdir()
+    assert read_record(run)["controls"]["depth"]["method"] == "inflate"
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--strength", "1.5"], "strength"),
     (["--steps", "0"], "steps"),

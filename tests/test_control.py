@@ -52,14 +52,15 @@ WEIGHTLESS = [("depth", "inflate"), ("canny", "opencv"), ("lineart_anime", "edge
 def test_registry_lists_the_engine_kinds_with_their_methods():
     assert list_kinds() == ["depth", "openpose", "canny", "lineart_anime"]
     assert available_methods("depth") == ["midas", "inflate"]
-    assert available_methods("openpose") == ["openpose"]
+    assert available_methods("openpose") == ["openpose", "mediapipe"]  # mediapipe: models bundled in its package
     assert available_methods("canny") == ["opencv"]
     assert available_methods("lineart_anime") == ["anime", "edges"]
     assert available_methods("depth", weightless_only=True) == ["inflate"]
-    assert available_methods("openpose", weightless_only=True) == []
+    assert available_methods("openpose", weightless_only=True) == ["mediapipe"]
     needs = {(k, m): CONTROL_PROVIDERS.get(k).needs_weights(m) for k in list_kinds() for m in available_methods(k)}
     assert needs == {("depth", "midas"): True, ("depth", "inflate"): False, ("openpose", "openpose"): True,
-                     ("canny", "opencv"): False, ("lineart_anime", "anime"): True, ("lineart_anime", "edges"): False}
+                     ("openpose", "mediapipe"): False, ("canny", "opencv"): False, ("lineart_anime", "anime"): True,
+                     ("lineart_anime", "edges"): False}
 
 
 @pytest.mark.parametrize("kind,method", WEIGHTLESS)

@@ -75,6 +75,10 @@ def plan_hardware(device: str = "auto", offload: str = "auto", dtype: str | None
             offload, reason = "model", f"{total_gb:.1f} GB GPU: model offload keeps one component on the GPU at a time"
         else:
             offload, reason = "none", f"{total_gb:.1f} GB GPU: everything stays on the GPU"
+    elif offload == "model" and device != "cuda":  # diffusers' model offload moves components to an accelerator
+        raise SettingsError("offload", offload, f"none or sequential on {device}",
+                            "Model offload swaps components onto a CUDA GPU; this machine runs on "
+                            f"{device}, where everything already stays in main memory.")
     else:
         reason = f"offload {offload} chosen by the user"
     small = device == "cuda" and total_gb is not None and total_gb < 10

@@ -26,6 +26,10 @@ class MissingWeightsError(ZRealismError, FileNotFoundError):
     """A model component is neither on disk nor reachable on the hub."""
 
 
+class DamagedWeightsError(ZRealismError, ValueError):
+    """A component's weight files are there but cannot be read (truncated, corrupt, or of another architecture)."""
+
+
 class UnsafeCheckpointError(ZRealismError, ValueError):
     """A pickle-based checkpoint was given without explicitly allowing pickle loading."""
 

@@ -20,6 +20,32 @@ os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK  # what open() would give: mkstemp makes owner-only files
 
 
+def check_output_root(root: str | os.PathLike) -> Path:
+    """The folder runs are written under, checked before any work: it is a folder (or can be made as one) and can be
+    written to. A file in the way, a symlink loop or a read-only place is a clear error, not a traceback later."""
+    from .errors import SettingsError
+
+    allowed = "a folder, or a path where a folder can be made"
+    if not isinstance(root, (str, os.PathLike)) or not os.fspath(root):
+        raise SettingsError("out", root, allowed)
+    path = Path(root).expanduser()
+    try:
+        path = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop: RuntimeError before Python 3.13, OSError since
+        raise SettingsError("out", os.fspath(root), allowed, f"It cannot be resolved ({exc}).") from None
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():  # a dangling link: mkdir would fail on it
+            raise SettingsError("out", os.fspath(root), allowed, f"{existing} is a broken symbolic link.")
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"passes through the file {existing}"
+        raise SettingsError("out", os.fspath(root), allowed, f"The path {where}; choose another --out.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SettingsError("out", os.fspath(root), allowed, f"{existing} is not writable by this user.")
+    return path
+
+
 def sha256_file(path: str | os.PathLike, _cache: dict = {}) -> str:  # noqa: B006 - deliberate per-process memo
     """SHA-256 of a file, memoised on (path, size, mtime): weight files are large and rarely change."""
     stat = os.stat(path)

@@ -121,3 +121,16 @@ class TqdmProgress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries' own progress bars and advice (diffusers, transformers, the hub), for --quiet runs and
+    report notebooks: the lab reports its own progress, and their warnings are not the user's to act on."""
+    import huggingface_hub.utils
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.set_verbosity_error()
+        library.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()

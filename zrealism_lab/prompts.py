@@ -36,6 +36,9 @@ def validate_prompt(value: object, name: str = "prompt") -> str:
     if len(value) > MAX_PROMPT_CHARS:
         raise SettingsError(name, value[:40] + "...", f"at most {MAX_PROMPT_CHARS} characters (got {len(value)})",
                             "CLIP reads about 75 tokens; shorten the prompt.")
+    if any(unicodedata.category(ch) == "Cs" for ch in value):  # undecodable bytes from a terminal or a file
+        raise SettingsError(name, value.encode("utf-8", "replace").decode()[:40], "UTF-8 text",
+                            "Part of it is not valid UTF-8: save or type the prompt as UTF-8.")
     bad = sorted({ch for ch in value if unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROL})
     if bad:
         codes = ", ".join(f"U+{ord(ch):04X}" for ch in bad)

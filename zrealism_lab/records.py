@@ -15,10 +15,11 @@ from typing import Any, Iterable
 
 from PIL import Image
 
-from .files import atomic_write_bytes, atomic_write_json, json_default, png_bytes, sha256_file
+from .files import atomic_write_bytes, atomic_write_json, check_output_root, json_default, png_bytes, sha256_file
 
 RECORD_NAME = "record.json"
 RECORD_FORMAT = 1
+MAX_RECORD_BYTES = 50_000_000
 def a1111_parameters(prompt: str, negative: str, settings: dict[str, Any], size: tuple[int, int]) -> str:
     """The `parameters` text chunk that A1111-compatible tools (and image browsers) read."""
     fields = [f"Steps: {settings.get('steps')}", f"Sampler: {settings.get('scheduler')}",
@@ -90,7 +91,7 @@ class RunWriter:
 
     @classmethod
     def create(cls, root: str | os.PathLike, kind: str) -> "RunWriter":
-        root = Path(root).expanduser()
+        root = check_output_root(root)
         root.mkdir(parents=True, exist_ok=True)
         now = _dt.datetime.now()
         # Milliseconds too, so run folders sort by time even when runs start within the same second.
@@ -251,10 +252,21 @@ def read_record(run_dir: str | os.PathLike) -> dict[str, Any]:
     path = path / RECORD_NAME if path.is_dir() else path
     if not path.is_file():
         raise IntakeError(f"no run record at {path}: give a run folder that contains {RECORD_NAME}")
+    if path.stat().st_size > MAX_RECORD_BYTES:
+        raise IntakeError(f"{path} is {path.stat().st_size:,} bytes: not a run record (they are a few kB; the limit "
+                          f"is {MAX_RECORD_BYTES:,})")
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise IntakeError(f"{path} is not a valid run record: byte {exc.start} is not UTF-8") from None
+    except RecursionError:
+        raise IntakeError(f"{path} is not a valid run record: it nests too deeply") from None
     except json.JSONDecodeError as exc:
         raise IntakeError(f"{path} is not a valid run record: {exc}") from None
+    if not isinstance(record, dict):
+        raise IntakeError(f"{path} is not a valid run record: it holds a JSON {type(record).__name__}, not an object "
+                          "with the run's fields")
+    return record
 
 
 # ----------------------------------------------------------------- checking records (used by rerun and reports)

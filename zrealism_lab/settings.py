@@ -95,6 +95,18 @@ class SettingsMixin:
 
     controls: tuple[ControlUnit, ...] | None
 
+    @classmethod
+    def coerce(cls, value: Any):
+        """Settings from what a caller passed: None (the defaults), these settings, or a mapping of them."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        raise SettingsError("settings", type(value).__name__, f"a {cls.__name__}, a dict of its fields, or None",
+                            f"Build them with {cls.__name__}(steps=20, ...) or pass a dict with the same names.")
+
     def replace(self, **changes: Any):
         return dataclasses.replace(self, **changes)
 
@@ -106,10 +118,12 @@ class SettingsMixin:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]):
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted((key for key in data if key not in known), key=str)
         if unknown:
-            raise SettingsError(unknown[0], data[unknown[0]], "one of the settings " + ", ".join(sorted(known)))
+            raise SettingsError(str(unknown[0]), data[unknown[0]], "one of the settings " + ", ".join(sorted(known)))
         values = dict(data)
+        if isinstance(values.get("controls"), str):  # "depth,canny" as on the command line
+            values["controls"] = parse_controls(values["controls"])
         if values.get("controls") is not None:
             values["controls"] = tuple(control_unit_from(u) for u in values["controls"])
         return cls(**values)
@@ -191,22 +205,27 @@ def control_unit_from(value: Any) -> ControlUnit:
     raise SettingsError("controls", value, "a ControlUnit, a mapping or a control kind name")
 
 
-def parse_controls(text: str) -> list[Any]:
-    """'depth,canny' or 'depth=0.8,openpose=0.6:0.0:0.8' (scale[:start:end])."""
-    units = []
+def parse_controls(text: str) -> list[ControlUnit]:
+    """'depth,canny', 'depth=0.8,openpose=0.6:0.0:0.8' (scale[:start:end]) or 'openpose:mediapipe=0.7' (a detector
+    method after the kind)."""
+    units: list[ControlUnit] = []
     if text.strip().lower() in ("", "none"):
         return units
     for item in text.split(","):
-        kind, _, rest = item.strip().partition("=")
-        values: dict[str, Any] = {"kind": kind}
+        head, _, rest = item.strip().partition("=")
+        kind, _, method = head.partition(":")
+        values: dict[str, Any] = {"kind": kind.strip()}
+        if method.strip():
+            values["method"] = method.strip()
         if rest:
             parts = rest.split(":")
             try:
                 numbers = [float(p) for p in parts]
             except ValueError:
-                raise SettingsError("controls", item, "KIND or KIND=SCALE or KIND=SCALE:START:END with numbers") from None
+                raise SettingsError("controls", item, "KIND, KIND=SCALE or KIND=SCALE:START:END with numbers (a "
+                                    "detector method may follow the kind: KIND:METHOD=SCALE)") from None
             if len(numbers) not in (1, 3):
-                raise SettingsError("controls", item, "KIND=SCALE or KIND=SCALE:START:END")
+                raise SettingsError("controls", item, "KIND=SCALE or KIND=SCALE:START:END (or KIND:METHOD=...)")
             values["scale"] = numbers[0]
             if len(numbers) == 3:
                 values["start"], values["end"] = numbers[1], numbers[2]

@@ -1,6 +1,6 @@
 """``python -m zrealism_lab.bench --child TASK``: one measurement in a fresh interpreter."""
 import sys
 
-from .core import child_main
+from .child import child_main
 
 sys.exit(child_main())

@@ -49,7 +49,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise SettingsError("repeats", args.repeats, "an integer of at least 1")
     if args.threads is not None and args.threads < 1:
         raise SettingsError("threads", args.threads, "an integer of at least 1")
-    from ..bench.core import run_bench
+    from ..bench import run_bench
 
     report = run_bench(quick=args.quick, repeats=args.repeats, sizes=_int_list(args.sizes, "sizes"), gpu=args.gpu,
                        fullsize_dir=args.fullsize_dir, clip_frames=_int_list(args.clip_frames, "clip-frames"),

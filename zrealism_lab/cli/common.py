@@ -3,14 +3,25 @@ arguments, the result lines every run prints, and one way to turn errors into ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from typing import Any, Callable, Sequence
+import threading
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import SettingsError, ZRealismError
 from ..spec import Spec
 
 EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are two lines (what was wrong, where the help is), not the whole
+    usage block; its subcommands' parsers are of the same class."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nSee `{self.prog} --help` for what is allowed.\n")
 
 
 def spec_help(spec: Spec, default: Any) -> str:
@@ -39,8 +50,9 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", default=None, help=spec_help(SPECS["scheduler"], d.scheduler))
     parser.add_argument("--colour-method", default=None, help=spec_help(SPECS["colour_method"], d.colour_method))
     parser.add_argument("--controls", default=None,
-                        help="control units: 'depth,canny' or 'depth=0.8,openpose=0.7:0.0:0.9' (scale[:start:end]); "
-                             "'none' for plain img2img (default: the preset's units)")
+                        help="control units: 'depth,canny' or 'depth=0.8,openpose=0.7:0.0:0.9' (scale[:start:end]), "
+                             "a detector method after the kind ('openpose:mediapipe=0.8'); 'none' for plain img2img "
+                             "(default: the preset's units)")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
     parser.add_argument("--offload", default="auto", help="auto, none, model or sequential (default: auto)")
     parser.add_argument("--out", required=True, help="folder under which the run's own folder is created")
@@ -106,14 +118,41 @@ def print_result(run_dir: Any, notes: Sequence[str], random_weights: bool, summa
     print(f"run folder: {run_dir}" + (f"  ({summary})" if summary else ""))
 
 
-def run_main(handler: Callable[[], int], interrupted: str = "interrupted") -> int:
-    """Run a command's handler with the exit codes every face of the command line gives: 0 done, 2 bad input (the
-    error's own message, no traceback), 130 interrupted."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is (as Ctrl-C raises KeyboardInterrupt), so a run ends the same way: within
+    the step, with a 'cancelled' record and no partial files."""
+
+    signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    def raise_terminated(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
-        return int(handler() or 0)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_main(handler: Callable[[], int], interrupted: str = "interrupted", *, quiet: bool = False) -> int:
+    """Run a command's handler with the exit codes every face of the command line gives: 0 done, 2 bad input (the
+    error's own message, no traceback), 130 on Ctrl-C and 143 on SIGTERM (128 + the signal, as shells report)."""
+    try:
+        with terminate_as_interrupt():
+            if quiet:
+                from ..progress import quiet_libraries
+
+                quiet_libraries()
+            return int(handler() or 0)
     except ZRealismError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(interrupted, file=sys.stderr)
-        return 130
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))

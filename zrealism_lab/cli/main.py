@@ -6,13 +6,13 @@ import argparse
 from typing import Sequence
 
 from . import bench, demo, metrics, models, report, run, sweep
-from .common import EXIT_USAGE, run_main
+from .common import EXIT_USAGE, Parser, run_main
 
 COMMANDS = (run, models, demo, metrics, report, sweep, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="zrealism",
         description="Z-Realism Lab: turn 2D/anime character art into photoreal stills and clips, and measure the result.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return EXIT_USAGE if argv else 0
-    return run_main(lambda: args.func(args))
+    return run_main(lambda: args.func(args), quiet=getattr(args, "quiet", False))
 
 
 if __name__ == "__main__":

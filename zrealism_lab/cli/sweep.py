@@ -8,7 +8,7 @@ import sys
 from typing import Any, Sequence
 
 from ..models.modelset import RANDOM_WEIGHTS_NOTE
-from .common import run_main
+from .common import Parser, run_main
 
 DESCRIPTION = ("Expand a sweep spec into a manifest of fully specified jobs (validated before anything runs), run "
                "the ones not finished yet (each with its own run record; a failed job is recorded and the sweep goes "
@@ -72,8 +72,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m zrealism_lab.sweep`, with the `zrealism` command's error handling."""
-    parser = argparse.ArgumentParser(prog="python -m zrealism_lab.sweep", description=DESCRIPTION, epilog=EPILOG,
+    parser = Parser(prog="python -m zrealism_lab.sweep", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run_main(lambda: cmd_sweep(args), interrupted="interrupted: rerun the same command to resume")
+    return run_main(lambda: cmd_sweep(args), interrupted="interrupted: rerun the same command to resume",
+                    quiet=args.quiet)

@@ -1,5 +1,6 @@
 """Control maps for the MultiControlNet: one registry of providers (depth, openpose, canny, lineart_anime),
-each with detector methods that share one signature and return a ControlMap at the generation size."""
+each with detector methods that share one signature and return a ControlMap at the generation size. Also the
+offline MediaPipe detectors the maps and the source stage share: faces (FACE_DETECTORS) and person segmentation."""
 from __future__ import annotations
 
 # Each module registers its provider; this order is the order in which widgets and the CLI list them.
@@ -23,11 +24,15 @@ from .base import (
     list_kinds,
 )
 from .depth import inflate_depth
-from .pose import BODY_KEYPOINT_NAMES, POSE_POLICIES, pose_keypoints, resolve_empty_pose
+from .faces import FACE_DETECTORS, Face, detect_faces
+from .mediapipe_runtime import MEDIAPIPE_INSTALL, MissingDetectorPackageError, mediapipe_available
+from .pose import BODY_KEYPOINT_NAMES, POSE_POLICIES, pose_adherence_of, pose_keypoints, resolve_empty_pose
+from .segmentation import person_probability
 
 __all__ = [
     "ALLOW_PICKLE_ENV", "ANNOTATOR_DIR_ENV", "ANNOTATOR_REPO", "ANNOTATORS", "BODY_KEYPOINT_NAMES",
-    "CONTROL_PROVIDERS", "ControlMap", "ControlProvider", "MethodSpec", "POSE_POLICIES", "available_methods",
-    "clear_annotator_cache", "detect_control", "inflate_depth", "list_kinds", "load_annotator",
-    "locate_annotator", "pose_keypoints", "resolve_empty_pose",
+    "CONTROL_PROVIDERS", "ControlMap", "ControlProvider", "FACE_DETECTORS", "Face", "MEDIAPIPE_INSTALL",
+    "MethodSpec", "MissingDetectorPackageError", "POSE_POLICIES", "available_methods", "clear_annotator_cache",
+    "detect_control", "detect_faces", "inflate_depth", "list_kinds", "load_annotator", "locate_annotator",
+    "mediapipe_available", "person_probability", "pose_adherence_of", "pose_keypoints", "resolve_empty_pose",
 ]

@@ -84,6 +84,7 @@ class MethodSpec:
     check: Callable[[dict[str, Any]], None] | None = None  # range/choice checks beyond the types
     detect_multiple: int = 1  # detection sides are rounded to this multiple (64 for controlnet-aux detectors)
     reads_image: bool = True  # False for maps made from the subject mask alone: re-detecting them measures nothing
+    missing: Callable[[], str | None] | None = None  # what the method lacks here (a package), None when it can run
 
 
 @dataclass(frozen=True, eq=False)  # identity equality: its fields hold dicts and functions
@@ -129,7 +130,7 @@ class ControlProvider:
         try:
             result = spec.run(request)
         except MissingWeightsError as error:
-            hint = _weightless_hint(self)
+            hint = _weightless_hint(self, exclude=spec.name)
             if not hint:
                 raise
             raise MissingWeightsError(f"{error}\n{hint}") from error
@@ -205,8 +206,12 @@ def _output_image(array: np.ndarray, size: tuple[int, int], keep: np.ndarray | N
 # ------------------------------------------------------------------------------------------------ checks
 
 
-def _weightless_hint(provider: ControlProvider) -> str:
-    weightless = [n for n, m in provider.methods.items() if not m.needs_weights]
+def _weightless_hint(provider: ControlProvider, exclude: str | None = None) -> str:
+    def described(name: str, spec: MethodSpec) -> str:
+        lacking = spec.missing() if spec.missing is not None else None
+        return f"{name} ({lacking})" if lacking else name
+
+    weightless = [described(n, m) for n, m in provider.methods.items() if not m.needs_weights and n != exclude]
     return f"{provider.kind} methods that need no checkpoint: {', '.join(weightless)}." if weightless else ""
 
 

@@ -95,6 +95,11 @@ def plan_rerun(record_dir: str | os.PathLike, *, image: str | os.PathLike | None
     if missing or not isinstance(record.get("settings"), dict) or not isinstance(record.get("models"), dict):
         raise IntakeError(f"{folder / 'record.json'} lacks what a rerun needs ({', '.join(missing) or 'settings/models'}"
                           "): the record is damaged or was edited. Start a new run with the same settings instead.")
+    outputs = record.get("outputs")
+    if not isinstance(outputs, dict) or not outputs:
+        raise IntakeError(f"{folder / 'record.json'} lists no outputs to compare: the record is damaged or was edited.")
+    for name in outputs:  # checked now: a name escaping the folder must not cost a whole run before it is refused
+        safe_output_name(name)
     spec = _KINDS[kind]
     notes: list[str] = []
     settings = _settings_from_record(spec.settings_class, record, notes)

@@ -90,27 +90,31 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
 
     from ..colour import anchor_colours
     from ..source.intake import validate_image_path
+    from ..files import check_output_root
     from ..records import RunWriter
 
-    settings = (settings or StaticSettings()).validated()
+    settings = StaticSettings.coerce(settings).validated()
     if isinstance(source, (str, os.PathLike)):
         validate_image_path(source)
+    if out_dir is not None:
+        check_output_root(out_dir)
     engine = engine or get_engine(models, device=device, offload=offload)
     check_named_settings(settings, engine)
-    writer = RunWriter.create(out_dir, "static") if out_dir is not None else None
     total_start = time.perf_counter()
+    # Everything that can fail on the user's input (decoding the source, sizes, control maps, the weights on disk)
+    # happens before the run folder exists: a folder is made only for a run that starts generating.
+    context = understand_source(source, settings, engine)
+    timings = dict(context.timings)
+    notes = list(context.warnings)
+    kinds = tuple(u.kind for u in context.units)
+    t = time.perf_counter()
+    emit(on_step, "load", 0, 1, t)
+    pipe = engine.static_pipeline(kinds, safety_checker=settings.safety_checker)
+    emit(on_step, "load", 1, 1, t)
+    timings["load"] = time.perf_counter() - t
+
+    writer = RunWriter.create(out_dir, "static") if out_dir is not None else None
     try:
-        context = understand_source(source, settings, engine)
-        timings = dict(context.timings)
-        notes = list(context.warnings)
-        kinds = tuple(u.kind for u in context.units)
-
-        t = time.perf_counter()
-        emit(on_step, "load", 0, 1, t)
-        pipe = engine.static_pipeline(kinds, safety_checker=settings.safety_checker)
-        emit(on_step, "load", 1, 1, t)
-        timings["load"] = time.perf_counter() - t
-
         from ..prompts import prepare_prompts
         from ..schedulers import make_scheduler
 

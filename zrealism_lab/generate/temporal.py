@@ -135,11 +135,12 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
     """
     import torch
 
+    from ..files import check_output_root
     from ..records import RunWriter
     from ..source.intake import validate_image_path
     from ..source.video import Clip, validate_clip_path
 
-    settings = (settings or TemporalSettings()).validated()
+    settings = TemporalSettings.coerce(settings).validated()
     if (source is None) == (clip is None):
         raise SettingsError("source/clip", "both" if source is not None else "neither",
                             "exactly one: a still (StaticResult, image or image path) or an input clip")
@@ -150,32 +151,36 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
     if clip is not None:  # decoded now: a damaged clip fails before any run folder exists
         t = time.perf_counter()
         clip = SampledClip(sample_clip(clip, settings), time.perf_counter() - t)
+    if out_dir is not None:
+        check_output_root(out_dir)
     engine = engine or _engine_for(source, models, device, offload)
     _check_named_settings(settings, source, engine)
-    writer = RunWriter.create(out_dir, "temporal") if out_dir is not None else None
     total_start = time.perf_counter()
+    # Inputs, control maps and the pipeline come before the run folder: a folder is made only for a run that starts
+    # generating, so a bad input or missing weights leave nothing behind.
+    if clip is not None:
+        inputs = inputs_from_clip(clip, settings, engine, on_step)
+    elif isinstance(source, StaticResult):
+        inputs = inputs_from_static(source, settings, engine)
+    else:
+        inputs = inputs_from_source(source, settings, engine)
+    timings = dict(inputs.timings)
+    notes = list(inputs.notes)
+    kinds = tuple(u.kind for u in inputs.units)
+    n_frames = len(inputs.frames)
+
+    t = time.perf_counter()
+    emit(on_step, "load", 0, 1, t)
+    pipe = engine.temporal_pipeline(kinds)
+    emit(on_step, "load", 1, 1, t)
+    timings["load"] = time.perf_counter() - t
+    adapter_window = int(pipe.motion_adapter.config.motion_max_seq_length)
+    if min(n_frames, settings.context_length) > adapter_window:
+        raise SettingsError("context_length", settings.context_length,
+                            f"at most {adapter_window}, the longest clip this motion adapter was trained on")
+
+    writer = RunWriter.create(out_dir, "temporal") if out_dir is not None else None
     try:
-        if clip is not None:
-            inputs = inputs_from_clip(clip, settings, engine, on_step)
-        elif isinstance(source, StaticResult):
-            inputs = inputs_from_static(source, settings, engine)
-        else:
-            inputs = inputs_from_source(source, settings, engine)
-        timings = dict(inputs.timings)
-        notes = list(inputs.notes)
-        kinds = tuple(u.kind for u in inputs.units)
-        n_frames = len(inputs.frames)
-
-        t = time.perf_counter()
-        emit(on_step, "load", 0, 1, t)
-        pipe = engine.temporal_pipeline(kinds)
-        emit(on_step, "load", 1, 1, t)
-        timings["load"] = time.perf_counter() - t
-        adapter_window = int(pipe.motion_adapter.config.motion_max_seq_length)
-        if min(n_frames, settings.context_length) > adapter_window:
-            raise SettingsError("context_length", settings.context_length,
-                                f"at most {adapter_window}, the longest clip this motion adapter was trained on")
-
         from ..prompts import prepare_prompts
         from ..schedulers import make_scheduler
 

@@ -1,5 +1,6 @@
 """The interactive lab for JupyterLab: `Lab(preset="tiny", size=64, steps=6)` paints at once; models load on the
-first Run. `state` (no widgets) holds the rules, `runner` the worker thread, `app` the widgets."""
+first Run. `state` (no widgets) holds the rules, `runner` the worker thread, `layout` and `widgets` the widgets,
+`views` the HTML they show, `history` the runs on disk, and `app` the Lab that connects them."""
 from __future__ import annotations
 
 from typing import Any

@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Protocol
 
 from ..errors import CancelledError
 from ..progress import CancelToken, StepEvent
-from .state import BUSY_MESSAGE, Phase, RunState
+from .state import BUSY_MESSAGE, Phase, RunHistory, RunState
 
 Job = Callable[["JobContext"], Any]
 
@@ -161,4 +162,37 @@ class LatestOnly:
         return not any(t.is_alive() for t in threads)
 
 
-__all__ = ["Job", "JobContext", "LatestOnly", "Outcome", "Phase", "Runner"]
+class LabHost(Protocol):
+    """What a tab panel (the Temporal tab) uses of the lab that holds it: its runner, run bar and history."""
+
+    runner: Runner
+    history: RunHistory
+    out_dir: Path | None
+    preview_every: int
+
+    @property
+    def preset(self) -> str: ...
+
+    @property
+    def source_value(self) -> Any: ...
+
+    @property
+    def source_label(self) -> str: ...
+
+    @property
+    def last_result(self) -> Any: ...
+
+    def current_settings(self) -> Any: ...
+
+    def engine_for(self, ctx: JobContext, preset: str) -> Any: ...
+
+    def start_job(self, job: Job, finish: Callable[[Outcome], None], message: str) -> bool: ...
+
+    def say(self, text: str, level: str = "info") -> None: ...
+
+    def show_failure(self, outcome: Outcome) -> None: ...
+
+    def refresh_history(self) -> None: ...
+
+
+__all__ = ["Job", "JobContext", "LabHost", "LatestOnly", "Outcome", "Phase", "Runner"]

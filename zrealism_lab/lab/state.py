@@ -10,7 +10,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 from ..errors import ZRealismError
 from ..spec import Spec
@@ -202,19 +202,6 @@ def check_field(spec: Spec, value: Any) -> str | None:
     except ZRealismError as exc:
         return f"expected {getattr(exc, 'allowed', spec.allowed())}"
     return None
-
-
-def check_fields(specs: Mapping[str, Spec], values: Mapping[str, Any]) -> dict[str, str]:
-    """{name: message} for every value that fails its spec (names without a spec are left alone)."""
-    problems: dict[str, str] = {}
-    for name, value in values.items():
-        spec = specs.get(name)
-        if spec is None:
-            continue
-        message = check_field(spec, value)
-        if message:
-            problems[name] = message
-    return problems
 
 
 def check_unit_range(start: float, end: float) -> str | None:

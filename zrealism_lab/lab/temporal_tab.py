@@ -1,10 +1,10 @@
-"""The lab's Temporal tab: a short clip from the current source (or the last still) with AnimateDiff, when the
-temporal engine (zrealism_lab.temporal) is installed; otherwise the tab says so and offers nothing to press."""
+"""The lab's Temporal tab: a short clip from the current source (or the last still) with AnimateDiff, through the
+same run bar, Cancel and history as a still."""
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ipywidgets as w
 
@@ -12,12 +12,10 @@ from ..errors import SettingsError
 from ..settings import TEMPORAL_SPECS, TemporalSettings
 from .fields import SpecField
 from ..reports.media import figure_png, video_html
-from .runner import JobContext, Outcome
+from .runner import JobContext, LabHost, Outcome
 from .state import BUSY_MESSAGE, format_seconds, summarize_error
 from .views import message_html, pre_html
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .app import Lab
+from .widgets import classed
 
 # The motion settings this tab shows; everything else comes from the Controls tab.
 TEMPORAL_FIELDS = ("frames", "fps", "motion_prompt", "context_length", "context_stride", "scheduler")
@@ -25,16 +23,18 @@ ANIMATE_CHOICES = (("the source (prepared like a still run)", "source"), ("the l
 
 
 class TemporalPanel:
-    def __init__(self, lab: "Lab") -> None:
+    """The Temporal tab: its motion settings, Run clip, and the clip's player, metrics and curves."""
+
+    def __init__(self, lab: LabHost) -> None:
         self.lab = lab
-        self.note = _classed(w.HTML(""), "zr-temporal-note")
+        self.note = classed(w.HTML(""), "zr-temporal-note")
         self.fields: dict[str, SpecField] = {}
-        self.run_button = _classed(w.Button(description="Run clip", button_style="primary", icon="film"),
+        self.run_button = classed(w.Button(description="Run clip", button_style="primary", icon="film"),
                                    "zr-temporal-run")
-        self.message = _classed(w.HTML(""), "zr-temporal-message")
-        self.player = _classed(w.HTML(""), "zr-clip-player")
-        self.metrics = _classed(w.HTML(""), "zr-temporal-metrics")
-        self.curves = _classed(w.Image(format="png", layout=w.Layout(display="none")), "zr-temporal-curves")
+        self.message = classed(w.HTML(""), "zr-temporal-message")
+        self.player = classed(w.HTML(""), "zr-clip-player")
+        self.metrics = classed(w.HTML(""), "zr-temporal-metrics")
+        self.curves = classed(w.Image(format="png", layout=w.Layout(display="none")), "zr-temporal-curves")
         defaults = TemporalSettings()
         specs = TEMPORAL_SPECS
         from ..schedulers import SCHEDULERS
@@ -46,7 +46,7 @@ class TemporalPanel:
                 options = [(SCHEDULERS.get(n).label if n in SCHEDULERS else n, n) for n in specs[name].choices()]
             self.fields[name] = SpecField(specs[name], getattr(defaults, name), kind=kind, options=options)
         self.fields["frames"].value = max(int(specs["frames"].minimum), 8)
-        self.animate = _classed(w.Dropdown(options=list(ANIMATE_CHOICES), value="source", description="animate",
+        self.animate = classed(w.Dropdown(options=list(ANIMATE_CHOICES), value="source", description="animate",
                                            layout=w.Layout(width="420px")),
                                 "zr-temporal-animate")
         self.note.value = message_html(
@@ -56,10 +56,6 @@ class TemporalPanel:
         self.run_button.on_click(lambda _: self.run())
         self.widget = w.VBox([self.note, self.animate, *[f.row for f in self.fields.values()], self.run_button,
                               self.message, self.player, self.metrics, self.curves])
-
-    @property
-    def available(self) -> bool:
-        return True
 
     def settings(self) -> Any:
         """TemporalSettings: the still settings plus this tab's fields, checked as the CLI checks them."""
@@ -86,7 +82,7 @@ class TemporalPanel:
             return False
         try:
             settings = self.settings()
-            source = lab._source_value
+            source = lab.source_value
             if self.animate.value == "still":
                 source = lab.last_result
                 if source is None:
@@ -95,12 +91,11 @@ class TemporalPanel:
         except Exception as exc:  # noqa: BLE001 - shown under the button
             self.message.value = message_html(f"Not started: {summarize_error(exc).short}", "error")
             return False
-        preset, out_dir, label = lab.preset, lab.out_dir, lab._source_label
+        preset, out_dir, label = lab.preset, lab.out_dir, lab.source_label
         from ..generate.temporal import run_temporal
 
-
         def job(ctx: JobContext) -> Any:
-            engine = lab._get_engine(ctx, preset)
+            engine = lab.engine_for(ctx, preset)
             return run_temporal(source, settings, engine=engine, out_dir=out_dir, on_step=ctx.report,
                                 cancel=ctx.cancel, preview_every=lab.preview_every)
 
@@ -111,15 +106,15 @@ class TemporalPanel:
                             error=None if outcome.error is None else summarize_error(outcome.error).short)
             if status == "completed":
                 self.show(outcome.result)
-                lab._say(f"clip done in {format_seconds(outcome.seconds)}", "ok")
+                lab.say(f"clip done in {format_seconds(outcome.seconds)}", "ok")
                 self.message.value = message_html(f"clip done in {format_seconds(outcome.seconds)}", "ok")
             else:
-                lab._show_failure(outcome)
+                lab.show_failure(outcome)
                 self.message.value = message_html(summarize_error(outcome.error).short,
                                                   "warn" if status == "cancelled" else "error")
-            lab._refresh_history()
+            lab.refresh_history()
 
-        started = lab._start(job, finish, "running a clip ...")
+        started = lab.start_job(job, finish, "running a clip ...")
         if started:
             self.message.value = message_html("running: progress is in the bar above", "info")
         return started
@@ -155,11 +150,6 @@ def clip_bytes(result: Any) -> bytes | None:
         path = Path(folder) / "clip.mp4"
         write_mp4(frames, path, result.fps)
         return path.read_bytes()
-
-
-def _classed(widget: w.Widget, css: str) -> w.Widget:
-    widget.add_class(css)
-    return widget
 
 
 __all__ = ["TemporalPanel", "clip_bytes"]

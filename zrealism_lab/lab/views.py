@@ -1,10 +1,12 @@
-"""Read-only views of a run for the lab: pictures side by side, metric tables, plots, notes, comparisons.
+"""Read-only views for the lab: a run's pictures side by side, metric tables, plots, notes and comparisons; a
+source's background analysis; the model's components and the device.
 
-Each function takes core result objects and returns widgets or HTML; none of them changes any state.
+Each function takes core objects and returns widgets or HTML; none of them changes any state.
 """
 from __future__ import annotations
 
 import html
+import sys
 from typing import Any, Sequence
 
 import ipywidgets as w
@@ -170,3 +172,53 @@ def component_table_html(statuses: Sequence[Any], how_to: str) -> str:
     if how_to:
         table += f'<div class="zr-how-to" style="white-space:pre-wrap;color:#555;margin-top:6px">{html.escape(how_to)}</div>'
     return table
+
+
+def analysis_html(loaded: Any, analysis: Any) -> str:
+    """The Source tab's summary of a decoded source and its background analysis."""
+    lines = [f"<b>background</b>: {html.escape(analysis.kind)}",
+             f"<b>confidence</b>: {analysis.confidence:.2f}",
+             f"<b>subject</b>: {analysis.mask_fraction:.0%} of the image",
+             f"<b>size</b>: {loaded.size[0]}×{loaded.size[1]} ({html.escape(str(loaded.format))}"
+             + (", with alpha" if loaded.has_alpha else "") + ")"]
+    lines += [f'<span style="color:#ef6c00">⚠ {html.escape(str(n))}</span>' for n in analysis.warnings]
+    return '<div style="margin-left:12px">' + "<br>".join(lines) + "</div>"
+
+
+def components_html(preset: str) -> str:
+    """Which of the preset's components are on disk, and how to get the missing ones (loads no weights)."""
+    from ..models.loading import locate, missing_weights_error
+    from ..models.modelset import resolve_modelset, tiny_bundle_dir, tiny_modelset
+
+    if preset == "tiny":
+        folder = tiny_bundle_dir()
+        if not folder.is_dir():
+            return (f"<div>The tiny bundle is not built yet: the first Run builds it (about 12 MB, a few seconds) in "
+                    f"<code>{html.escape(str(folder))}</code> (set ZREALISM_CACHE to choose the folder).</div>")
+        modelset = tiny_modelset(folder, build=False)
+    else:
+        modelset = resolve_modelset(preset)
+    statuses = [locate(ref) for ref in modelset.components()]
+    missing = [s for s in statuses if not s.present]
+    how_to = str(missing_weights_error(missing, modelset.name)) if missing else "All components are present."
+    return component_table_html(statuses, how_to)
+
+
+def device_html(engine: Any, device: str, check_now: bool) -> str:
+    """The device plan of the loaded engine; without one, torch is imported only when asked or already loaded."""
+    plan = getattr(engine, "plan", None)
+    if plan is None and (check_now or "torch" in sys.modules):
+        from ..device import plan_hardware
+
+        plan = plan_hardware(device)
+    if plan is None:
+        return ("<i>decided when the model loads on the first Run: CUDA float16 (or Apple MPS) when present, "
+                "else CPU float32. Press Check device to see it now.</i>")
+    memory = f", {plan.total_memory_gb} GB" if plan.total_memory_gb else ""
+    loaded = ""
+    if engine is not None and engine.loaded_roles():
+        loaded = "<br><b>loaded</b>: " + ", ".join(
+            f"{html.escape(role)} ({format_seconds(engine.load_seconds.get(role))})" for role in engine.loaded_roles())
+    return (f'<span class="zr-device-line"><b>device</b>: {html.escape(plan.device)}{memory} · <b>dtype</b>: '
+            f"{html.escape(plan.dtype)} · <b>offload</b>: {html.escape(plan.offload)}</span><br>"
+            f"<span style='color:#555'>{html.escape(plan.reason)}</span>{loaded}")

@@ -152,6 +152,22 @@ def pose_adherence(fed_keypoints: Any, detected_keypoints: Any, tolerance: float
     }
 
 
+def pose_found_share(values: Mapping[str, float]) -> float:
+    """Share of the fed keypoints the detector found on the output at all, at any distance (1 - missing / fed),
+    from ``pose_adherence``'s values; 0 when nothing was fed."""
+    fed = values["pose_keypoints_fed"]
+    return (fed - values["pose_keypoints_missing"]) / fed if fed else 0.0
+
+
+def pose_agreement_note(values: Mapping[str, float], tolerance: float, size: tuple[int, int]) -> str:
+    """One line stating the PCK threshold and the share found, for reports (``tolerance``: share of the long side)."""
+    fed = int(values["pose_keypoints_fed"])
+    found = fed - int(values["pose_keypoints_missing"])
+    return (f"pose adherence: PCK@{tolerance:g} = {values['pose_pck']:.2f} (a fed keypoint counts when the detector "
+            f"finds it again within {tolerance * max(size):.1f} px, {tolerance:.0%} of the {max(size)} px long side); "
+            f"{found} of {fed} fed keypoints found at all ({pose_found_share(values):.0%})")
+
+
 def keypoints_from_pose_map(pose_map: Any) -> np.ndarray:
     """(P, 18, 3) keypoints (x, y in pixels, confidence 1 or 0) read back from a rendered OpenPose map.
 
@@ -293,6 +309,8 @@ def control_adherence(output_image: Image.Image, fed_maps: Mapping[str, Any], pr
             values = pose_adherence(fed_keypoints, found, pose_tolerance * max(fed_size))
             if values["pose_keypoints_fed"] == 0:
                 report.notes.append(f"the fed '{kind}' map has no keypoints; pose adherence is vacuous")
+            else:
+                report.notes.append(pose_agreement_note(values, pose_tolerance, fed_size))
         elif family == "canny":
             fed_grey = _grey(fed)
             size = (fed_grey.shape[1], fed_grey.shape[0])

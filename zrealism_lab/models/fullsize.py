@@ -194,6 +194,7 @@ def _tile(flat: Any, pool: Any, offset: int) -> int:
     return offset
 
 
+# One builder per role, by name: benchmarks/bench_sharing.py builds its scenarios' parts with them.
 def build_unet(**kwargs: Any) -> Any:
     return build_component("unet", **kwargs)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingWeightsError, UnsafeCheckpointError
+from ..errors import DamagedWeightsError, MissingWeightsError, UnsafeCheckpointError, ZRealismError
 from .modelset import PICKLE_SUFFIXES, ComponentRef
 
 WEIGHT_SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
@@ -54,6 +54,10 @@ def cached_hub_folder(repo: str, subfolder: str | None = None) -> Path | None:
     return folder if folder.exists() else None
 
 
+# Components that are configuration and vocabulary only.
+WEIGHTLESS_ROLES = ("tokenizer", "scheduler", "feature_extractor")
+
+
 def locate(ref: ComponentRef) -> ComponentStatus:
     """Where a component is on this machine, without loading it or touching the network."""
     if ref.kind == "hub":
@@ -66,6 +70,9 @@ def locate(ref: ComponentRef) -> ComponentStatus:
         return ComponentStatus(ref.role, ref, False, None, 0, "no such " + ("file" if ref.kind == "file" else "folder"))
     if ref.kind == "folder" and not any(path.glob("*.json")):
         return ComponentStatus(ref.role, ref, False, None, 0, "folder has no config .json files")
+    if ref.kind == "folder" and ref.role not in WEIGHTLESS_ROLES and not any(
+            f.suffix.lower() in WEIGHT_SUFFIXES for f in path.iterdir()):
+        return ComponentStatus(ref.role, ref, False, None, 0, "folder has a config but no weight files")
     return ComponentStatus(ref.role, ref, True, str(path), _folder_size(path))
 
 
@@ -101,6 +108,18 @@ def check_pickle(ref: ComponentRef, allow_pickle: bool) -> None:
 def load_component(ref: ComponentRef, cls: Any, *, dtype: Any = None, allow_pickle: bool = False) -> Any:
     """Load one diffusers/transformers component class from a reference."""
     check_pickle(ref, allow_pickle)
+    try:
+        return _load(ref, cls, dtype=dtype, allow_pickle=allow_pickle)
+    except ZRealismError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors, torch and the loaders raise many types for bad files
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise DamagedWeightsError(
+            f"{ref.role}: the weights at {ref.location} could not be loaded ({type(exc).__name__}: {first}). The "
+            "files are incomplete, damaged or of another architecture: download or copy them again.") from None
+
+
+def _load(ref: ComponentRef, cls: Any, *, dtype: Any, allow_pickle: bool) -> Any:
     kwargs: dict[str, Any] = {}
     is_tokenizer = "Tokenizer" in cls.__name__
     if dtype is not None and not is_tokenizer:

@@ -145,7 +145,11 @@ class ModelSet:
 def cache_dir() -> Path:
     """Where the lab keeps what it builds (the tiny bundle). Override with ZREALISM_CACHE."""
     root = os.environ.get("ZREALISM_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "zrealism_lab"
+    path = Path(root).expanduser() if root else Path.home() / ".cache" / "zrealism_lab"
+    if path.exists() and not path.is_dir():
+        raise SettingsError("ZREALISM_CACHE", str(path), "a folder the lab may write its tiny bundle into",
+                            "It names a file: point it at a folder, or unset it to use ~/.cache/zrealism_lab.")
+    return path
 
 
 def _realistic_vision() -> ModelSet:
@@ -182,6 +186,7 @@ def tiny_bundle_dir(seed: int = 0) -> Path:
 
 def tiny_modelset(bundle: str | os.PathLike | None = None, *, build: bool = True) -> ModelSet:
     """The tiny random-weight bundle, built on first use, in the same layout as real weights."""
+    from ..control.mediapipe_runtime import mediapipe_available
     from .tiny import build_tiny_bundle
 
     root = Path(bundle) if bundle is not None else tiny_bundle_dir()
@@ -195,8 +200,10 @@ def tiny_modelset(bundle: str | os.PathLike | None = None, *, build: bool = True
         scheduler="dpmpp-2m-karras",
         default_controls=default_controls_for("tiny"),
         random_weights=True,
-        # Offline there are no annotator checkpoints: weightless detectors stand in unless a unit names another.
-        control_methods={"depth": "inflate", "lineart_anime": "edges"},
+        # Offline there are no annotator checkpoints: weightless detectors stand in unless a unit names another
+        # (pose: MediaPipe's bundled models where the package is installed, else OpenPose, which needs its files).
+        control_methods={"depth": "inflate", "lineart_anime": "edges",
+                         **({"openpose": "mediapipe"} if mediapipe_available() else {})},
     )
 
 
@@ -215,6 +222,11 @@ def resolve_modelset(value: "ModelSet | str | os.PathLike | None") -> ModelSet:
     if path.is_dir():
         if (path / "zrealism_bundle.json").exists():
             return tiny_modelset(path, build=False)
+        if not (path / "model_index.json").is_file() and not (path / "unet").is_dir():
+            raise SettingsError("preset", str(path), "a diffusers model folder (with model_index.json, unet/, vae/, "
+                                "text_encoder/, tokenizer/), a preset name or a tiny bundle",
+                                "This folder holds no model; a single-file checkpoint goes in with --component "
+                                "base=FILE.safetensors.")
         # A user's own diffusers folder as the base, with the preset's ControlNets and motion adapter.
         return dataclasses.replace(_realistic_vision(), name=str(path), base=ComponentRef("base", "folder", str(path)),
                                    vae=None)

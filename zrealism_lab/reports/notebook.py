@@ -72,9 +72,13 @@ def temporal_inputs(image: str | os.PathLike | None, sample: str = "transparent"
 
 
 def engine_for(preset: str, device: str = "auto", offload: str = "auto") -> Any:
-    """The session's engine for a preset name or model folder (device and offload are checked here)."""
+    """The session's engine for a preset name or model folder (device and offload are checked here). The libraries'
+    own progress bars and advice are silenced: in a report they would show as red stderr boxes."""
     from ..engine.engine import get_engine
     from ..models.modelset import PRESETS
+    from ..progress import quiet_libraries
+
+    quiet_libraries()
 
     if preset not in PRESETS and not Path(os.fspath(preset)).expanduser().is_dir():
         raise SettingsError("preset", preset, "one of " + ", ".join(PRESETS) + " or an existing model folder")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import CancelledError, ZRealismError
-from ..files import atomic_write_json
+from ..files import atomic_write_json, check_output_root
 from .manifest import (
     PLAN_NAME,
     build_manifest,
@@ -230,10 +230,11 @@ def prepare_sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, out_d
     from ..engine.engine import get_engine
 
     spec = load_spec(spec)
+    check_output_root(out_dir)
     spec.base_settings()  # bad base settings: the single run's error, before any model set is resolved
     engine = engine or get_engine(spec.preset, device=device, offload=offload)
     manifest = build_manifest(spec, engine)
-    folder = Path(out_dir).expanduser()
+    folder = check_output_root(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     write_manifest(folder, manifest)
     return manifest
@@ -251,7 +252,7 @@ def run_sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, out_dir: 
     from ..engine.engine import get_engine
 
     spec = load_spec(spec)
-    folder = Path(out_dir).expanduser().resolve()
+    folder = check_output_root(out_dir)
     procs = processes if processes is not None else accelerate_processes(device)
     try:
         device = procs.device(device)

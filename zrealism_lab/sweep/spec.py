@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,11 @@ SPEC_KEYS = ("image", "preset", "base", "axes", "seeds", "name")
 UNIT_AXIS_FIELDS = tuple(name for name in UNIT_SPECS if name != "kind")
 _AXIS_FORMS = ("a setting (" + ", ".join(SPECS) + "), 'controls', or controls.KIND.FIELD with FIELD one of "
                + ", ".join(UNIT_AXIS_FIELDS))
+
+MAX_JOBS_ENV = "ZREALISM_MAX_SWEEP_JOBS"
+DEFAULT_MAX_SWEEP_JOBS = 10_000
+MAX_SPEC_BYTES = 1_000_000
+MAX_SPEC_NODES = 100_000  # values in a spec with every YAML alias expanded
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,12 @@ class SweepSpec:
         base_units = _base_units(base, default_controls) if any(axis.unit for axis in self.axes) else None
         for axis in self.axes:
             _check_axis(axis, base_units)
+        count = math.prod(len(axis.values) for axis in self.axes)
+        cap = max_sweep_jobs()
+        if count > cap:  # refused before one job is built: a 100x100x100 grid is a typo, not a plan
+            raise SettingsError("axes", " x ".join(str(len(a.values)) for a in self.axes),
+                                f"at most {cap:,} jobs in one sweep", f"These axes make {count:,} jobs. Use fewer "
+                                f"values, or raise the cap with ${MAX_JOBS_ENV} if you mean it.")
         jobs = []
         value_lists = [list(enumerate(axis.values)) for axis in self.axes]
         for index, combination in enumerate(itertools.product(*value_lists)):
@@ -141,18 +153,68 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any] | SweepSpec) -> Swee
     path = Path(source).expanduser()
     if not path.is_file():
         raise SettingsError("spec", str(path), "an existing .json, .yaml or .yml sweep spec file")
-    text = path.read_text()
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        raise SettingsError("spec", str(path), f"a sweep spec file of at most {MAX_SPEC_BYTES:,} bytes",
+                            f"It has {path.stat().st_size:,}: a spec lists settings and axes, not data.")
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # both parsers' errors say where the file is malformed
-        raise SettingsError("spec", str(path), "a valid JSON or YAML sweep spec", f"It could not be parsed: {exc}") \
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError("spec", str(path), "a UTF-8 text file", f"Byte {exc.start} is not UTF-8.") from None
+    try:
+        data = _parse_yaml(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
+    except SettingsError:
+        raise
+    except Exception as exc:  # both parsers' errors say where the file is malformed (RecursionError: too deep)
+        detail = "it nests too deeply" if isinstance(exc, RecursionError) else exc
+        raise SettingsError("spec", str(path), "a valid JSON or YAML sweep spec", f"It could not be parsed: {detail}") \
             from None
     return SweepSpec.from_dict(data, relative_to=path.resolve().parent)
+
+
+def _parse_yaml(text: str) -> Any:
+    """YAML with its aliases bounded: the document is composed first (anchors stay shared nodes, so this is cheap),
+    its size with every alias expanded is counted, and only a document under the bound is built. A "billion laughs"
+    spec is refused in milliseconds instead of filling the memory."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[int, int] = {}
+
+        def expanded(item: Any) -> int:  # memoised per node, so shared anchors are counted, not walked, again
+            key = id(item)
+            if key not in sizes:
+                sizes[key] = 1  # a recursive alias counts once instead of looping
+                if isinstance(item, yaml.SequenceNode):
+                    sizes[key] = 1 + sum(expanded(child) for child in item.value)
+                elif isinstance(item, yaml.MappingNode):
+                    sizes[key] = 1 + sum(expanded(k) + expanded(v) for k, v in item.value)
+                if sizes[key] > MAX_SPEC_NODES:
+                    raise SettingsError("spec", "YAML aliases", f"a spec of at most {MAX_SPEC_NODES:,} values once "
+                                        "its aliases are expanded", "Write the values out instead of nesting aliases.")
+            return sizes[key]
+
+        expanded(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def max_sweep_jobs() -> int:
+    """The most jobs one sweep may expand to: $ZREALISM_MAX_SWEEP_JOBS, else the default."""
+    value = os.environ.get(MAX_JOBS_ENV)
+    if value is None:
+        return DEFAULT_MAX_SWEEP_JOBS
+    try:
+        cap = int(value)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise SettingsError(MAX_JOBS_ENV, value, "a whole number of at least 1")
+    return cap
 
 
 # --------------------------------------------------------------------------------- helpers
