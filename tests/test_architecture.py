@@ -153,3 +153,35 @@ def test_the_library_never_imports_the_cli(face):
     outside = [m for m in graph if not (m == face or m.startswith(face + ".")) and m != "zrealism_lab.sweep.__main__"]
     importers = sorted(m for m in outside if any(t == face or t.startswith(face + ".") for t in graph[m]))
     assert importers == []
+
+
+def test_old_module_paths_import_the_moved_modules_themselves():
+    import importlib
+
+    from zrealism_lab.moved import MOVED_MODULES
+
+    for old, new in MOVED_MODULES.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    from zrealism_lab.static import run_static  # the spelling notebooks and scripts of earlier versions used
+    from zrealism_lab.generate.static import run_static as moved
+
+    assert run_static is moved
+
+
+def test_the_notebooks_import_public_names_only():
+    import json
+    import re
+
+    import zrealism_lab
+
+    notebooks = sorted((PACKAGE / "reports" / "notebooks").glob("*.ipynb"))
+    assert notebooks, "the notebooks ship inside the package"
+    for notebook in notebooks:
+        code = "\n".join("".join(cell["source"]) for cell in json.loads(notebook.read_text())["cells"]
+                         if cell["cell_type"] == "code")
+        for module, names in re.findall(r"^\s*from (zrealism_lab[\w.]*) import \(?([^)\n]+)", code, re.M):
+            if module == "zrealism_lab":
+                imported = [name.split(" as ")[0].strip() for name in names.split(",")]
+                assert set(imported) <= set(zrealism_lab.__all__), (notebook.name, imported)
+            else:  # a public subpackage's own exports (zrealism_lab.sweep)
+                assert module == "zrealism_lab.sweep", (notebook.name, module)

@@ -225,3 +225,11 @@ def test_pose_adherence_of_an_image_with_itself_is_perfect_and_with_its_mirror_i
     assert smaller.value("pose_pck") == 1.0
     mirrored = pose_adherence_of(astronaut_pose, ImageOps.mirror(astronaut))
     assert mirrored.value("pose_pck") < 0.5
+
+
+def test_the_lab_offers_the_offline_pose_detector_by_default_on_the_tiny_preset():
+    from zrealism_lab.lab import Lab
+
+    lab = Lab(preset="tiny", out_dir=None)
+    assert lab.unit_rows["openpose"].method.value == "mediapipe"
+    assert lab.unit_rows["depth"].method.value == "inflate"

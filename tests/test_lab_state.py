@@ -388,12 +388,15 @@ def test_headless_lab_shows_a_failed_run_as_a_short_message(lab, tmp_path, monke
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
     monkeypatch.setenv("ZREALISM_ANNOTATOR_DIR", str(tmp_path / "no-annotators"))
-    lab.unit_rows["openpose"].enabled.value = True  # its detector needs weights that are not on this machine
+    lab.unit_rows["openpose"].enabled.value = True
+    offline_default = lab.unit_rows["openpose"].method.value
+    lab.unit_rows["openpose"].method.value = "openpose"  # this detector needs weights that are not on this machine
     try:
         assert lab.run()
         assert lab.wait(120)
     finally:
         lab.unit_rows["openpose"].enabled.value = False
+        lab.unit_rows["openpose"].method.value = offline_default
     assert lab.runner.state.phase is Phase.ERROR
     message = html.unescape(lab.message.value)
     assert "openpose" in message.lower() and "Traceback" not in message and len(message) < 1500

@@ -345,6 +345,40 @@ def test_a_signal_ends_the_run_with_a_cancelled_record(tmp_path, tiny_engine, mo
     assert leftovers == []
 
 
+def _wait_for_run_folder(proc: subprocess.Popen, root: Path, timeout: float = 180) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [p for p in root.rglob("*-static-*") if p.is_dir()] if root.exists() else []
+        if found:
+            time.sleep(1.0)  # made right before generation starts: now it is denoising
+            return found[0]
+        if proc.poll() is not None:
+            raise AssertionError(proc.communicate())
+        time.sleep(0.1)
+    raise AssertionError("no run started")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("face", ["sweep", "report"])
+def test_sigterm_during_a_sweep_or_a_report_leaves_a_cancelled_record(tmp_path, tiny_engine, sample_64, face):
+    out = tmp_path / "out"
+    if face == "sweep":
+        spec = tmp_path / "spec.json"
+        spec.write_text(json.dumps({"image": str(sample_64), "preset": "tiny", "axes": {"seed": [1, 2]},
+                                    "base": {"size": 128, "steps": 150, "strength": 1.0, "controls": "depth"}}))
+        argv = [sys.executable, "-m", "zrealism_lab.sweep", str(spec), "--out", str(out), "--device", "cpu", "--quiet"]
+    else:
+        argv = [sys.executable, "-m", "zrealism_lab.cli", "report", "static", "--image", str(sample_64), "-p", "preset",
+                "tiny", "-p", "size", "128", "-p", "steps", "150", "-p", "strength", "1.0", "--out", str(out),
+                "--quiet"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = _wait_for_run_folder(proc, out)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-2000:]
+    assert json.loads((run / "record.json").read_text())["status"] == "cancelled"
+
+
 # ------------------------------------------------------------------------------------------------ 7. quiet is quiet
 
 def test_quiet_runs_print_only_the_result(tmp_path, sample_64, tiny_engine):
@@ -354,6 +388,23 @@ def test_quiet_runs_print_only_the_result(tmp_path, sample_64, tiny_engine):
                           env={**os.environ, "PYTHONWARNINGS": "default"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("note:")] == []
+
+
+def test_a_sweep_resume_removes_the_half_run_a_killed_process_left(tmp_path, tiny_engine, sample_64):
+    from zrealism_lab.sweep import run_sweep
+    from zrealism_lab.sweep.manifest import job_runs_dir
+
+    spec = {"image": str(sample_64), "preset": "tiny", "base": {"size": 64, "steps": 2, "strength": 0.5,
+                                                               "detect_resolution": 64, "controls": "depth"},
+            "axes": {"seed": [1, 2]}}
+    first = run_sweep(spec, tmp_path / "sweep", engine=tiny_engine, progress=False)
+    job = first.manifest["jobs"][0]["id"]
+    runs = job_runs_dir(tmp_path / "sweep", job)
+    shutil.rmtree(runs)  # the job as SIGKILL mid-run leaves it: a run folder with no record, nothing finished
+    (runs / "20260101-000000000-static-dead00").mkdir(parents=True)
+    again = run_sweep(spec, tmp_path / "sweep", engine=tiny_engine, progress=False)
+    folders = [p for p in runs.iterdir() if p.is_dir()]
+    assert again.ran == 1 and len(folders) == 1 and (folders[0] / "record.json").is_file()
 
 
 # ------------------------------------------------------------------------------------------------ 8. short messages

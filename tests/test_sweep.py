@@ -286,7 +286,8 @@ def test_a_rerun_runs_only_the_job_whose_run_never_finished(sweep_run, tiny_engi
     assert (result.ran, result.failed, result.skipped) == (1, 0, 3)
     assert sorted(job_runs_dir(folder, kept["job"]).iterdir()) == kept_runs
     runs = sorted(job_runs_dir(folder, crashed["job"]).iterdir())
-    assert len(runs) == 2 and completed_run(folder, crashed["job"]) == runs[-1] != folder / crashed["run_dir"]
+    # the half run (no record) is removed, not left beside the new one
+    assert len(runs) == 1 and completed_run(folder, crashed["job"]) == runs[0] != folder / crashed["run_dir"]
     assert [r["status"] for r in result.rows] == ["completed", "failed", "completed", "failed"]
 
 

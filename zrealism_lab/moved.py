@@ -23,7 +23,7 @@ MOVED_MODULES = {
     "zrealism_lab.rerun": "zrealism_lab.generate.rerun",
     "zrealism_lab.report_support": "zrealism_lab.reports.notebook",
     "zrealism_lab.lab.media": "zrealism_lab.reports.media",
-    "zrealism_lab.temporal_cli": "zrealism_lab.cli.temporal",
+    "zrealism_lab.temporal_cli": "zrealism_lab.cli.run",
     "zrealism_lab.reports_cli": "zrealism_lab.cli.report",
     "zrealism_lab.sweep_cli": "zrealism_lab.cli.sweep",
     "zrealism_lab.metrics.command": "zrealism_lab.cli.metrics",

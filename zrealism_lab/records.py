@@ -25,6 +25,15 @@ def a1111_parameters(prompt: str, negative: str, settings: dict[str, Any], size:
     fields = [f"Steps: {settings.get('steps')}", f"Sampler: {settings.get('scheduler')}",
               f"CFG scale: {settings.get('cfg')}", f"Seed: {settings.get('seed')}", f"Size: {size[0]}x{size[1]}",
               f"Denoising strength: {settings.get('strength')}"]
+    if settings.get("hires") or settings.get("hires_size"):  # the keys A1111 writes for its hires fix
+        upscale = (f"Hires upscale: {settings['hires']}" if settings.get("hires")
+                   else f"Hires resize: {settings['hires_size']}")
+        fields += [upscale, f"Hires steps: {settings.get('hires_steps') or settings.get('steps')}",
+                   f"Hires upscaler: {settings.get('hires_upscaler')}",
+                   f"Hires denoising strength: {settings.get('hires_strength')}"]
+    if settings.get("face_detail"):  # and the ones ADetailer writes
+        fields += ["ADetailer model: mediapipe_face_full" if not settings.get("face_boxes") else
+                   "ADetailer model: user boxes", f"ADetailer denoising strength: {settings.get('face_strength')}"]
     return f"{prompt}\nNegative prompt: {negative}\n" + ", ".join(fields)
 
 
@@ -155,6 +164,13 @@ class RunWriter:
         self.save_png("source_prepared.png", ctx.prepared.image)
         for kind, cmap in ctx.control_maps.items():
             self.save_png(f"control_{kind}.png", cmap.image)
+        hires, faces = getattr(result, "hires", None), getattr(result, "faces", None)
+        if hires is not None:  # the first pass and the maps the second pass was guided by
+            self.save_png("output_first_pass.png", hires.first)
+            for kind, image in hires.control_maps.items():
+                self.save_png(f"hires_control_{kind}.png", image)
+        for name, image in (faces.crops.items() if faces is not None else ()):
+            self.save_png(name, image)
         record = self._base_record(result.status, result.settings, engine)
         record.update({
             "prompt": ctx.prompt,
@@ -164,6 +180,8 @@ class RunWriter:
             "preparation": dict(ctx.prepared.adaptations),
             "controls": {k: {"method": m.method, "found": m.found, "params": m.params} for k, m in ctx.control_maps.items()},
             "units": [u.to_dict() for u in ctx.units],
+            "passes": {"hires": hires.to_dict() if hires is not None else None,
+                       "face_detail": faces.to_dict() if faces is not None else None},
             "colour": result.colour.to_dict(),
             "metrics": result.metrics.to_dict() if result.metrics is not None else None,
             "timings": {k: round(v, 4) for k, v in result.timings.items()},
@@ -214,6 +232,7 @@ class RunWriter:
             "units": [u.to_dict() for u in inputs.units],
             "controls": inputs.control_records,
             "generation": result.generation,
+            "passes": {"face_detail": result.faces.to_dict() if getattr(result, "faces", None) is not None else None},
             "videos": videos,
             "colour": None if result.colour is None else {
                 "method": settings.colour_method, "strength": settings.colour_strength,

@@ -54,6 +54,56 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("pose_policy", str, "what to do when no person is found for the pose unit", choices=lambda: ["drop", "keep"]),
 ]}
 
+HIRES_UPSCALERS = ("lanczos", "latent")
+HIRES_CONTROL_MAPS = ("detect", "resize")
+MAX_HIRES_SIDE = 2048
+FACE_WORDS = "detailed face, natural skin texture, sharp detailed eyes, realistic facial features"
+
+# Refinement passes of still runs: a hires fix (second img2img pass over the upscaled first result) and a face-detail
+# pass (each face cropped, regenerated and pasted back through a feathered mask). Off unless asked for.
+REFINE_SPECS: dict[str, Spec] = {s.name: s for s in [
+    Spec("hires", float, "hires fix: upscale factor of a second img2img pass (none: off)", 1.0, 4.0, optional=True,
+         step=0.05),
+    Spec("hires_size", int, "hires fix: target long side instead of a factor (none: use hires)", 64, MAX_HIRES_SIDE,
+         optional=True, multiple_of=8, step=8),
+    Spec("hires_strength", float, "hires fix: denoising strength of the second pass (0: upscale only)", 0.0, 1.0,
+         step=0.01),
+    Spec("hires_steps", int, "hires fix: denoising steps before strength (none: the run's steps)", 1, 150,
+         optional=True, step=1),
+    Spec("hires_upscaler", str, "hires fix: 'lanczos' upscales the first image, 'latent' its latents",
+         choices=lambda: list(HIRES_UPSCALERS)),
+    Spec("hires_control_maps", str, "hires fix: 'detect' runs the detectors again at the new size, 'resize' "
+                                    "resizes the first maps", choices=lambda: list(HIRES_CONTROL_MAPS)),
+    Spec("face_detail", bool, "face detail: regenerate each face crop and paste it back"),
+    Spec("face_prompt", str, "face detail: prompt of the face crops (none: the run's prompt plus face words)",
+         optional=True),
+    Spec("face_strength", float, "face detail: denoising strength of the face crops", 0.01, 1.0, step=0.01),
+    Spec("face_steps", int, "face detail: denoising steps before strength (none: the run's steps)", 1, 150,
+         optional=True, step=1),
+    Spec("face_size", int, "face detail: side at which each square face crop is regenerated", 64, 1024,
+         multiple_of=8, step=8),
+    Spec("face_padding", float, "face detail: context around the face box, as a fraction of its long side", 0.0,
+         2.0, step=0.05),
+    Spec("face_feather", float, "face detail: width of the blend at the mask edge, as a fraction of its radius", 0.02,
+         0.5, step=0.01),
+    Spec("face_max", int, "face detail: at most this many faces, most confident first", 1, 16, step=1),
+    Spec("face_min_size", int, "face detail: faces whose box is smaller than this (pixels, short side) are left",
+         0, MAX_HIRES_SIDE, step=1),
+    Spec("face_confidence", float, "face detail: detector confidence a face needs", 0.0, 1.0, step=0.05),
+]}
+SPECS.update(REFINE_SPECS)
+# The face-detail settings clips take too (one smoothed face track per clip, so no face_max).
+CLIP_FACE_FIELDS = ("face_detail", "face_boxes", "face_prompt", "face_strength", "face_steps", "face_size",
+                    "face_padding", "face_feather", "face_min_size", "face_confidence")
+
+
+def _tuple_boxes(settings: Any) -> None:
+    """JSON gives lists; settings stay hashable and comparable with tuples."""
+    boxes = settings.face_boxes
+    if isinstance(boxes, (list, tuple)):
+        object.__setattr__(settings, "face_boxes", tuple(tuple(b) if isinstance(b, (list, tuple)) else b
+                                                         for b in boxes))
+
 UNIT_SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("kind", str, "control kind", choices=_control_kinds),
     Spec("scale", float, "ControlNet conditioning scale", 0.0, 2.0, step=0.05),
@@ -163,6 +213,30 @@ class StaticSettings(SourceSettings):
 
     scheduler: str = "dpmpp-2m-karras"
     safety_checker: bool = False
+    hires: float | None = None
+    hires_size: int | None = None
+    hires_strength: float = 0.35
+    hires_steps: int | None = None
+    hires_upscaler: str = "lanczos"
+    hires_control_maps: str = "detect"
+    face_detail: bool = False
+    face_boxes: tuple[tuple[int, int, int, int], ...] | None = None  # output pixels; None: the face detector's
+    face_prompt: str | None = None
+    face_strength: float = 0.4
+    face_steps: int | None = None
+    face_size: int = 512
+    face_padding: float = 0.4
+    face_feather: float = 0.3
+    face_max: int = 4
+    face_min_size: int = 16
+    face_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        _tuple_boxes(self)
+
+    @property
+    def hires_on(self) -> bool:
+        return self.hires is not None or self.hires_size is not None
 
     def validated(self) -> "StaticSettings":
         """Check every field; return self so calls chain. Raises SettingsError naming the first bad setting."""
@@ -172,6 +246,9 @@ class StaticSettings(SourceSettings):
 
         validate_prompt(self.prompt, "prompt")
         validate_prompt(self.negative_prompt, "negative_prompt")
+        if self.face_prompt is not None:
+            validate_prompt(self.face_prompt, "face_prompt")
+        self._check_refinements()
         if self.controls is not None:
             if not isinstance(self.controls, (tuple, list)):
                 raise SettingsError("controls", self.controls, "a list of ControlUnit")
@@ -188,6 +265,54 @@ class StaticSettings(SourceSettings):
             raise SettingsError("strength", self.strength, f"at least {1 / self.steps:.3g} with steps={self.steps}",
                                 "img2img runs steps x strength denoising steps: raise steps or strength.")
         return self
+
+    def _check_refinements(self) -> None:
+        """The hires and face-detail settings that depend on each other, checked before any model loads."""
+        if self.hires is not None and self.hires_size is not None:
+            raise SettingsError("hires_size", self.hires_size, "none when hires (a factor) is set",
+                                "Give the hires pass a factor (hires) or a target long side (hires_size), not both.")
+        if self.hires is not None and round(self.size * self.hires) > MAX_HIRES_SIDE:
+            raise SettingsError("hires", self.hires, f"at most {MAX_HIRES_SIDE / self.size:.3g} with size={self.size}",
+                                f"The hires pass makes outputs of at most {MAX_HIRES_SIDE} px on the long side.")
+        if self.hires_size is not None and self.hires_size < self.size:
+            raise SettingsError("hires_size", self.hires_size, f"at least size ({self.size})")
+        hires_steps = self.hires_steps or self.steps  # steps x strength cross-checks only for a pass that runs
+        if self.hires_on and 0 < self.hires_strength and int(hires_steps * self.hires_strength) < 1:
+            raise SettingsError("hires_strength", self.hires_strength,
+                                f"0 (upscale only) or at least {1 / hires_steps:.3g} with {hires_steps} steps")
+        face_steps = self.face_steps or self.steps
+        if self.face_detail and int(face_steps * self.face_strength) < 1:
+            raise SettingsError("face_strength", self.face_strength, f"at least {1 / face_steps:.3g} with "
+                                f"{face_steps} steps", "img2img runs steps x strength denoising steps.")
+        if self.face_boxes is not None:
+            if not isinstance(self.face_boxes, tuple):
+                raise SettingsError("face_boxes", self.face_boxes, "a list of boxes [x0, y0, x1, y1] in output pixels")
+            for box in self.face_boxes:
+                check_box(box)
+
+
+def check_box(box: Any, size: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
+    """A face box (x0, y0, x1, y1) of whole pixels with x0 < x1 and y0 < y1, inside an image of ``size`` if given."""
+    allowed = "a box [x0, y0, x1, y1] of whole pixels with x0 < x1 and y0 < y1"
+    if (not isinstance(box, (tuple, list)) or len(box) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)):
+        raise SettingsError("face_boxes", box, allowed)
+    x0, y0, x1, y1 = box
+    if x0 < 0 or y0 < 0 or x1 <= x0 or y1 <= y0:
+        raise SettingsError("face_boxes", box, allowed)
+    if size is not None and (x1 > size[0] or y1 > size[1]):
+        raise SettingsError("face_boxes", box, f"a box inside the {size[0]}x{size[1]} output",
+                            "Face boxes are in pixels of the final output (after the hires pass).")
+    return x0, y0, x1, y1
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    """'X0,Y0,X1,Y1' as on the command line."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise SettingsError("face_boxes", text, "X0,Y0,X1,Y1 in whole pixels") from None
+    return check_box(values)
 
 
 def control_unit_from(value: Any) -> ControlUnit:
@@ -290,6 +415,8 @@ TEMPORAL_SPECS: dict[str, Spec] = {s.name: s for s in [
                           "'crop' keeps the exact aspect by trimming the edges", choices=lambda: list(CLIP_FITS)),
     Spec("decode_chunk", int, "frames decoded by the VAE at once (none: the hardware plan's)", 1, 64, optional=True,
          step=1),
+    *(REFINE_SPECS[name] for name in CLIP_FACE_FIELDS if name != "face_boxes"),
+    Spec("face_smoothing", int, "face detail: frames over which the face box track is averaged", 1, 15, step=1),
 ]}
 MAX_CLIP_FRAMES = int(TEMPORAL_SPECS["frames"].maximum)
 
@@ -312,6 +439,20 @@ class TemporalSettings(SourceSettings):
     max_frames: int | None = None
     clip_fit: str = "resize"
     decode_chunk: int | None = None
+    face_detail: bool = False
+    face_boxes: tuple[tuple[int, int, int, int], ...] | None = None  # one box (frame pixels) for every frame
+    face_prompt: str | None = None
+    face_strength: float = 0.4
+    face_steps: int | None = None
+    face_size: int = 512
+    face_padding: float = 0.4
+    face_feather: float = 0.3
+    face_min_size: int = 16
+    face_confidence: float = 0.5
+    face_smoothing: int = 5
+
+    def __post_init__(self) -> None:
+        _tuple_boxes(self)
 
     def validated(self) -> "TemporalSettings":
         """Check every field; return self. Raises SettingsError naming the first bad setting, before any model loads."""
@@ -329,6 +470,10 @@ class TemporalSettings(SourceSettings):
         for name in ("prompt", "negative_prompt", "motion_prompt"):
             validate_prompt(getattr(self, name), name)
         self.static_settings().validated()  # controls, backdrop and the other shared settings, checked as for stills
+        if self.face_detail:
+            if self.face_boxes is not None and len(self.face_boxes) != 1:
+                raise SettingsError("face_boxes", self.face_boxes, "one box for a clip (its face is tracked)")
+            self.face_settings().validated()
         if self.free_init:
             from .schedulers import denoise_steps
 
@@ -338,6 +483,11 @@ class TemporalSettings(SourceSettings):
                                     f"(with strength {self.strength:g} and {self.free_init_iters} passes they run "
                                     f"{passes} steps)", "Raise steps or strength, or lower free_init_iters.")
         return self
+
+    def face_settings(self) -> StaticSettings:
+        """The still-image settings each frame's face-detail pass runs with (the clip's seed on every frame)."""
+        return self.static_settings().replace(scheduler=self.scheduler, face_max=1,
+                                              **{name: getattr(self, name) for name in CLIP_FACE_FIELDS})
 
     def static_settings(self) -> StaticSettings:
         """The still-image settings that source understanding (intake, preparation, control maps) reads."""

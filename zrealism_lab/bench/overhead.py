@@ -101,6 +101,45 @@ def static_overhead_inputs(engine: Any, size: int, controls: Any = None, *, step
     return pipe, call, settings, kinds
 
 
+def lab_against_bare(lab_run: Callable[[], Any], bare_pipe: Any, bare_call: dict[str, Any],
+                     fresh_generator: Callable[[], Any], repeats: int) -> tuple[list[float], list[Any], list[float], Any]:
+    """Interleave a whole lab run and the bare pipeline call (ABAB..., so load spikes hit both), timing each; the
+    bare call gets a fresh scheduler and seeded generator outside its timing. Returns (lab seconds, lab results,
+    bare seconds, the last bare output), the warm-up round dropped."""
+    lab_walls: list[float] = []
+    lab_runs: list[Any] = []
+    bare_walls: list[float] = []
+    bare_outputs: list[Any] = []
+
+    def lab() -> None:
+        start = time.perf_counter()
+        lab_runs.append(lab_run())
+        lab_walls.append(time.perf_counter() - start)
+
+    def bare() -> None:
+        generator = fresh_generator()
+        start = time.perf_counter()
+        bare_outputs[:] = [bare_pipe(**bare_call, generator=generator)]
+        bare_walls.append(time.perf_counter() - start)
+
+    interleaved({"lab": lab, "bare": bare}, repeats)
+    return lab_walls[1:], lab_runs[1:], bare_walls[1:], bare_outputs[0]
+
+
+def comparison_rows(section: str, label: str, lab_walls: list[float], runs: list[Any], bare_walls: list[float],
+                    difference: int) -> list[Row]:
+    """The lab's generation path over the bare call (the headline ratio), the bare call, and the whole lab run."""
+    generation = Samples([_generation_seconds(w, r.timings) for w, r in zip(lab_walls, runs)])
+    bare_s = Samples(bare_walls)
+    return [
+        row(section, f"{label}: lab generation path / bare diffusers", generation.median / bare_s.median, "x",
+            "<= 1.05", f"lab {generation.text()}; bare {bare_s.text()}; {_pixels_note(difference)}"),
+        row(section, f"{label}: bare diffusers call", bare_s.median, "s"),
+        row(section, f"{label}: lab run, evaluate=False", Samples(lab_walls).median, "s",
+            note=stage_note(_median_timings(runs))),
+    ]
+
+
 def static_overhead_rows(engine: Any, size: int, repeats: int, section: str = "overhead (tiny)",
                          controls: Any = None) -> list[Row]:
     """Lab static generation path against a bare StableDiffusionControlNetImg2ImgPipeline call on the same
@@ -112,39 +151,17 @@ def static_overhead_rows(engine: Any, size: int, repeats: int, section: str = "o
 
     pipe, call, settings, kinds = static_overhead_inputs(engine, size, controls)
     image = source_image(size)
-    lab_runs: list[Any] = []
-    lab_walls: list[float] = []
-    bare_walls: list[float] = []
-    bare_images: list[Any] = []
 
-    def lab() -> None:
-        start = time.perf_counter()
-        result = run_static(image, settings, engine=engine, evaluate=False)
-        lab_walls.append(time.perf_counter() - start)
-        lab_runs.append(result)
-
-    def bare() -> None:
+    def fresh_generator() -> Any:
         pipe.scheduler = make_scheduler(settings.scheduler, engine.scheduler_config(), seed=settings.seed)
-        generator = torch.Generator("cpu").manual_seed(settings.seed)
-        start = time.perf_counter()
-        output = pipe(**call, generator=generator)
-        bare_walls.append(time.perf_counter() - start)
-        bare_images[:] = output.images
+        return torch.Generator("cpu").manual_seed(settings.seed)
 
-    interleaved({"lab": lab, "bare": bare}, repeats)
-    lab_walls, bare_walls = lab_walls[1:], bare_walls[1:]  # drop the warm-up round
-    runs = lab_runs[1:]
-    generation = Samples([_generation_seconds(w, r.timings) for w, r in zip(lab_walls, runs)])
-    bare_s = Samples(bare_walls)
+    lab_walls, runs, bare_walls, output = lab_against_bare(
+        lambda: run_static(image, settings, engine=engine, evaluate=False), pipe, call, fresh_generator, repeats)
+    bare_images = output.images
     difference = max_pixel_difference([runs[-1].raw], bare_images)
     label = f"static {size} px, {len(kinds)} ControlNets, {_denoise(settings)} steps"
-    rows = [
-        row(section, f"{label}: lab generation path / bare diffusers", generation.median / bare_s.median, "x",
-            "<= 1.05", f"lab {generation.text()}; bare {bare_s.text()}; {_pixels_note(difference)}"),
-        row(section, f"{label}: bare diffusers call", bare_s.median, "s"),
-        row(section, f"{label}: lab run, evaluate=False", Samples(lab_walls).median, "s",
-            note=stage_note(_median_timings(runs))),
-    ]
+    rows = comparison_rows(section, label, lab_walls, runs, bare_walls, difference)
     with tempfile.TemporaryDirectory(prefix="zrealism-bench-") as folder:
         full: list[Any] = []
 
@@ -250,39 +267,19 @@ def temporal_overhead_rows(engine: Any, size: int, repeats: int, frames: int = 8
 
     bare_pipe, call, settings, scheduler_config = temporal_overhead_inputs(engine, size, frames, controls)
     image = source_image(size)
-    lab_runs: list[Any] = []
-    lab_walls: list[float] = []
-    bare_walls: list[float] = []
-    bare_frames: list[Any] = []
 
-    def lab() -> None:
-        start = time.perf_counter()
-        result = run_temporal(image, settings, engine=engine, evaluate=False)
-        lab_walls.append(time.perf_counter() - start)
-        lab_runs.append(result)
-
-    def bare() -> None:
+    def fresh_generator() -> Any:
         bare_pipe.scheduler = make_scheduler(settings.scheduler, scheduler_config, seed=settings.seed)
-        generator = torch.Generator("cpu").manual_seed(settings.seed)
-        start = time.perf_counter()
-        output = bare_pipe(**call, generator=generator)
-        bare_walls.append(time.perf_counter() - start)
-        bare_frames[:] = output.frames[0]
+        return torch.Generator("cpu").manual_seed(settings.seed)
 
-    interleaved({"lab": lab, "bare": bare}, repeats)
-    lab_walls, bare_walls, runs = lab_walls[1:], bare_walls[1:], lab_runs[1:]  # drop the warm-up round
-    generation = Samples([_generation_seconds(w, r.timings) for w, r in zip(lab_walls, runs)])
-    bare_s = Samples(bare_walls)
+    lab_walls, runs, bare_walls, output = lab_against_bare(
+        lambda: run_temporal(image, settings, engine=engine, evaluate=False), bare_pipe, call, fresh_generator,
+        repeats)
+    bare_frames = output.frames[0]
     difference = max_pixel_difference(runs[-1].raw_frames, bare_frames)
     controlnets = len(call.get("conditioning_frames") or ())
     label = f"temporal {size} px, {frames} frames, {controlnets} ControlNets, {_denoise(settings)} steps"
-    rows = [
-        row(section, f"{label}: lab generation path / bare diffusers", generation.median / bare_s.median, "x",
-            "<= 1.05", f"lab {generation.text()}; bare {bare_s.text()}; {_pixels_note(difference)}"),
-        row(section, f"{label}: bare diffusers call", bare_s.median, "s"),
-        row(section, f"{label}: lab run, evaluate=False", Samples(lab_walls).median, "s",
-            note=stage_note(_median_timings(runs))),
-    ]
+    rows = comparison_rows(section, label, lab_walls, runs, bare_walls, difference)
     full = [run_temporal(image, settings, engine=engine, evaluate=True) for _ in range(max(1, repeats // 2))]
     timings = _median_timings(full)
     rows.append(row(section, f"{label}: lab run with metrics", timings["total"], "s", note=stage_note(timings)))

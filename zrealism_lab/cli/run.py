@@ -25,15 +25,60 @@ def add_parser(subparsers: Any) -> None:
                         help="source image (PNG, JPEG, WebP, BMP, TIFF, GIF), or sample:NAME for a bundled sample "
                              "(transparent, dark, light, scenic)")
     add_generation_arguments(static)
+    add_refinement_arguments(static)
     static.set_defaults(func=cmd_run_static)
     add_temporal_parser(run_sub)
 
 
-def cmd_run_static(args: argparse.Namespace) -> int:
-    from ..source.intake import validate_image_path
+def refinement_specs(temporal: bool = False) -> tuple[dict[str, Any], Any]:
+    """The refinement specs a run kind takes (clips: face detail only) and its default settings."""
+    from ..settings import REFINE_SPECS, TEMPORAL_SPECS, StaticSettings, TemporalSettings
+
+    if temporal:
+        return {n: s for n, s in TEMPORAL_SPECS.items() if n.startswith("face_")}, TemporalSettings()
+    return dict(REFINE_SPECS), StaticSettings()
+
+
+def add_refinement_arguments(parser: argparse.ArgumentParser, temporal: bool = False) -> None:
+    """The hires-fix and face-detail flags, with help from the one table of specs."""
+    specs, d = refinement_specs(temporal)
+    group = parser.add_argument_group("refinement passes", "face detail (--face-detail)" if temporal else
+                                      "hires fix (e.g. --hires 2.0 --hires-strength 0.35) and face detail "
+                                      "(--face-detail)")
+    for name, spec in specs.items():
+        flag = "--" + name.replace("_", "-")
+        if spec.kind is bool:
+            group.add_argument(flag, action="store_true", default=None, help=spec.help)
+        elif spec.kind is str:
+            group.add_argument(flag, default=None, help=spec_help(spec, getattr(d, name)))
+        else:
+            group.add_argument(flag, type=number_type(spec), default=None, help=spec_help(spec, getattr(d, name)))
+    group.add_argument("--face-box", action="append", default=None, metavar="X0,Y0,X1,Y1",
+                       help="face detail: a face box in pixels of the frames (one, tracked)" if temporal else
+                       "face detail: a face box in pixels of the final output, instead of the detector (repeatable)")
+
+
+def refinement_changes(args: argparse.Namespace, temporal: bool = False) -> dict[str, Any]:
+    from ..settings import parse_box
+
+    specs, _ = refinement_specs(temporal)
+    changes = {name: getattr(args, name) for name in specs if getattr(args, name, None) is not None}
+    if getattr(args, "face_box", None):
+        changes["face_boxes"] = tuple(parse_box(text) for text in args.face_box)
+        changes.setdefault("face_detail", True)  # a face box asks for the pass
+    return changes
+
+
+def static_settings_from_args(args: argparse.Namespace) -> Any:
     from ..settings import StaticSettings
 
-    settings = settings_from_args(args, StaticSettings())
+    return settings_from_args(args, StaticSettings().replace(**refinement_changes(args)))
+
+
+def cmd_run_static(args: argparse.Namespace) -> int:
+    from ..source.intake import validate_image_path
+
+    settings = static_settings_from_args(args)
     args.image = resolve_image_argument(args.image)
     validate_image_path(args.image)
     models = modelset_from_args(args)
@@ -77,6 +122,7 @@ def add_temporal_parser(run_subparsers: Any) -> argparse.ArgumentParser:
                         help=spec_help(TEMPORAL_SPECS["motion_prompt"], repr(d.motion_prompt)))
     parser.add_argument("--free-init", action="store_true", default=None, help=TEMPORAL_SPECS["free_init"].help)
     parser.add_argument("--clip-fit", default=None, help=spec_help(TEMPORAL_SPECS["clip_fit"], d.clip_fit))
+    add_refinement_arguments(parser, temporal=True)
     parser.set_defaults(func=cmd_run_temporal)
     return parser
 
@@ -89,6 +135,7 @@ def temporal_settings_from_args(args: argparse.Namespace) -> Any:
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
+    changes.update(refinement_changes(args, temporal=True))
     return settings_from_args(args, TemporalSettings().replace(**changes))
 
 

@@ -17,11 +17,15 @@ from ..errors import CancelledError
 from ..progress import CancelToken, ProgressCallback, StepReporter, emit
 from ..settings import StaticSettings
 from .calls import control_arguments
+from .hires import decode_latents
+from .refine import check_refinements, run_refinements, wants_latents
 from ..source.context import SourceContext, check_named_settings, detect_unit, understand_source
 
 if TYPE_CHECKING:
     from ..colour import AnchorResult
     from ..metrics import MetricReport
+    from .face_detail import FaceDetailResult
+    from .hires import HiresResult
 
 
 @dataclass
@@ -38,6 +42,8 @@ class StaticResult:
     engine: dict[str, Any]
     run_dir: Path | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    hires: HiresResult | None = None  # the hires pass, when it ran (its .first is the first pass's raw image)
+    faces: FaceDetailResult | None = None  # the face-detail pass, when asked for (ran or skipped)
 
     @property
     def control_images(self) -> dict[str, Image.Image]:
@@ -104,6 +110,7 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
     # Everything that can fail on the user's input (decoding the source, sizes, control maps, the weights on disk)
     # happens before the run folder exists: a folder is made only for a run that starts generating.
     context = understand_source(source, settings, engine)
+    check_refinements(settings, context.prepared.size)
     timings = dict(context.timings)
     notes = list(context.warnings)
     kinds = tuple(u.kind for u in context.units)
@@ -127,6 +134,8 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
         call = pipeline_arguments(context, settings, prompt_kwargs)
         call.update(generator=torch.Generator("cpu").manual_seed(settings.seed), callback_on_step_end=reporter,
                     callback_on_step_end_tensor_inputs=["latents"])
+        if wants_latents(settings):
+            call["output_type"] = "latent"
         t = time.perf_counter()
         with engine.busy, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
@@ -134,10 +143,16 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
         timings["generate"] = time.perf_counter() - t
         if reporter.interrupted:
             raise CancelledError(f"cancelled after {reporter.done} of {denoise_steps} denoising steps")
-        raw = output.images[0]
+        latents = output.images if wants_latents(settings) else None
+        raw = decode_latents(pipe, latents) if latents is not None else output.images[0]
         flagged = getattr(output, "nsfw_content_detected", None)
         if flagged and any(flagged):
             notes.append("the safety checker flagged the output and replaced it with a black image.")
+        refined = run_refinements(pipe, context, settings, engine, raw, prompt_kwargs, latents=latents,
+                                  on_step=on_step, cancel=cancel, preview_every=preview_every)
+        raw = refined.image
+        timings.update(refined.timings)
+        notes += refined.notes
 
         t = time.perf_counter()
         colour = anchor_colours(raw, context.prepared.image, method=settings.colour_method,
@@ -150,12 +165,15 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
             from ..metrics import evaluate_pair
 
             t = time.perf_counter()
-            metrics = evaluate_pair(context.prepared.image, colour.image, mask=context.prepared.mask,
+            # At the first pass's size, where the control maps that adherence compares against were made.
+            judged = colour.image if colour.image.size == context.prepared.size else colour.image.resize(
+                context.prepared.size, Image.LANCZOS)
+            metrics = evaluate_pair(context.prepared.image, judged, mask=context.prepared.mask,
                                     adherence=adherence_request(context, engine))
             timings["metrics"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - total_start
         result = StaticResult(colour.image, raw, context, settings, colour, metrics, "completed", timings, notes,
-                              engine.describe())
+                              engine.describe(), hires=refined.hires, faces=refined.faces)
         if writer is not None:
             writer.publish(result, engine)
         return result

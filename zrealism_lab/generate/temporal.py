@@ -35,6 +35,7 @@ from .temporal_inputs import (SampledClip, TemporalInputs, inputs_from_clip, inp
 if TYPE_CHECKING:
     from ..colour import AnchorResult
     from ..metrics import MetricReport
+    from .face_track import ClipFaceResult
 
 
 @dataclass
@@ -53,6 +54,7 @@ class TemporalResult:
     engine: dict[str, Any]
     run_dir: Path | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    faces: ClipFaceResult | None = None  # the face-detail pass, when asked for (ran or skipped)
 
     @property
     def mode(self) -> Literal["still", "clip"]:
@@ -167,6 +169,10 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
     timings = dict(inputs.timings)
     notes = list(inputs.notes)
     kinds = tuple(u.kind for u in inputs.units)
+    if settings.face_detail and settings.face_boxes:  # in frame pixels: known once the inputs are sized
+        from ..settings import check_box
+
+        check_box(settings.face_boxes[0], inputs.size)
     n_frames = len(inputs.frames)
 
     t = time.perf_counter()
@@ -221,6 +227,18 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
             raw = decode_video_latents(pipe, latents, decode_chunk, on_step, cancel)
             timings["decode"] = time.perf_counter() - t
 
+        faces = None
+        if settings.face_detail:
+            from .face_track import refine_clip_faces
+
+            unrefined = raw
+            faces = refine_clip_faces(raw, settings.face_settings(), engine, window=settings.face_smoothing,
+                                      prompt=inputs.prompt, negative_prompt=inputs.negative_prompt,
+                                      units=inputs.units, control_frames=inputs.control_frames, on_step=on_step,
+                                      cancel=cancel)
+            raw = faces.frames
+            timings["face_detail"] = faces.seconds
+            notes += faces.notes
         t = time.perf_counter()
         frames, colour = _colour_anchor(raw, inputs, settings)
         timings["colour"] = time.perf_counter() - t
@@ -228,6 +246,10 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
         if evaluate:
             t = time.perf_counter()
             metrics = _evaluate(frames, inputs)
+            if faces is not None and faces.status == "refined":  # the same clip without the pass, for comparison
+                without = _evaluate(_colour_anchor(unrefined, inputs, settings)[0], inputs)
+                faces.metrics_with = {m.name: round(float(m.value), 6) for m in metrics.values}
+                faces.metrics_without = {m.name: round(float(m.value), 6) for m in without.values}
             timings["metrics"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - total_start
         generation = {
@@ -243,7 +265,7 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
             "motion_adapter_window": adapter_window, "offload": engine.plan.offload,
         }
         result = TemporalResult(frames, raw, inputs.fps, inputs, settings, colour, metrics, "completed", generation,
-                                timings, notes, engine.describe())
+                                timings, notes, engine.describe(), faces=faces)
         if writer is not None:
             writer.publish(result, engine)
         return result

@@ -222,16 +222,23 @@ class Lab(LabLayout):
         self.profile_info.value = message_html(f"{profile.name}: {text} (its prompt is added to yours at run time)")
 
     # ------------------------------------------------------------------------------------------- runs
+    def checked_settings(self) -> Any:
+        """The widgets' settings when a job may start now; None, with the reason shown, when one is running or the
+        settings are not valid."""
+        if self.runner.busy:
+            self.say(BUSY_MESSAGE, "warn")
+            return None
+        try:
+            return self.current_settings()
+        except ZRealismError as exc:
+            self.say(f"Not started: {exc}", "error")
+            return None
+
     def run(self) -> bool:
         """Start a generation (the Run button). False, with a message and nothing queued, when one is running or
         the settings are not valid."""
-        if self.runner.busy:
-            self.say(BUSY_MESSAGE, "warn")
-            return False
-        try:
-            settings = self.current_settings()
-        except ZRealismError as exc:
-            self.say(f"Not started: {exc}", "error")
+        settings = self.checked_settings()
+        if settings is None:
             return False
         preset, source, label = self.preset, self.source_value, self.source_label
 
@@ -249,13 +256,8 @@ class Lab(LabLayout):
 
     def preview_maps(self) -> bool:
         """Detect the enabled kinds' control maps for the current source (no diffusion model runs)."""
-        if self.runner.busy:
-            self.say(BUSY_MESSAGE, "warn")
-            return False
-        try:
-            settings = self.current_settings()
-        except ZRealismError as exc:
-            self.say(f"Not started: {exc}", "error")
+        settings = self.checked_settings()
+        if settings is None:
             return False
         preset, source = self.preset, self.source_value
 

@@ -29,6 +29,12 @@ TAB_TITLES = ("Source", "Model", "Controls", "Results", "History", "Temporal")
 RESULTS_TAB, TEMPORAL_TAB = TAB_TITLES.index("Results"), TAB_TITLES.index("Temporal")
 
 
+def default_control_methods(preset: str) -> dict[str, str]:
+    from ..models import modelset
+
+    return modelset.default_control_methods(preset)
+
+
 def default_units(preset: str) -> tuple[ControlUnit, ...]:
     """The preset's documented default control units, without building the tiny bundle just to read them."""
     from ..models import modelset
@@ -142,7 +148,9 @@ class LabLayout:
         kinds = [k for k in CONTROL_PROVIDERS.names() if k in UNIT_SPECS["kind"].choices()]
         units = base.controls if base.controls is not None else default_units(preset)
         defaults = {u.kind: u for u in units}
-        self.unit_rows = {kind: UnitRow(kind, CONTROL_PROVIDERS.get(kind), defaults.get(kind)) for kind in kinds}
+        methods = default_control_methods(preset)  # the detectors a unit naming none uses (tiny: weightless ones)
+        self.unit_rows = {kind: UnitRow(kind, CONTROL_PROVIDERS.get(kind), defaults.get(kind), methods.get(kind))
+                          for kind in kinds}
         self.maps_button = classed(w.Button(description="Preview control maps", icon="eye",
                                             layout=w.Layout(width="auto"),
                                             tooltip="detect the maps of the enabled kinds (no diffusion model)"),

@@ -41,8 +41,9 @@ def captioned(widget: w.Widget, caption: str) -> w.VBox:
 class UnitRow:
     """One control kind: on/off, scale, guidance start/end, detector method, its latest map."""
 
-    def __init__(self, kind: str, provider: Any, unit: ControlUnit | None) -> None:
+    def __init__(self, kind: str, provider: Any, unit: ControlUnit | None, default_method: str | None = None) -> None:
         self.kind, self.provider = kind, provider
+        self.default_method = default_method or provider.default_method
         default = unit or ControlUnit(kind)
         self.enabled = classed(w.Checkbox(value=unit is not None, description=provider.label, indent=False,
                                           layout=w.Layout(width="170px")), f"zr-unit-{kind}-enabled")
@@ -51,7 +52,7 @@ class UnitRow:
         self.end = self._slider("end", default.end)
         methods = [(spec.label + (" (needs weights)" if spec.needs_weights else ""), name)
                    for name, spec in provider.methods.items()]
-        self.method = classed(w.Dropdown(options=methods, value=default.method or provider.default_method,
+        self.method = classed(w.Dropdown(options=methods, value=default.method or self.default_method,
                                          layout=w.Layout(width="320px")), f"zr-unit-{kind}-method")
         self.map_image = classed(w.Image(value=placeholder(), format="png", width="96", height="96"),
                                  f"zr-unit-{kind}-map")
@@ -73,7 +74,7 @@ class UnitRow:
         self.enabled.value = unit is not None
         if unit is not None:
             self.scale.value, self.start.value, self.end.value = unit.scale, unit.start, unit.end
-            self.method.value = unit.method or self.provider.default_method
+            self.method.value = unit.method or self.default_method
 
     def validate(self) -> str | None:
         problem = check_unit_range(self.start.value, self.end.value)

@@ -184,9 +184,19 @@ def tiny_bundle_dir(seed: int = 0) -> Path:
     return cache_dir() / f"tiny-v{TINY_BUNDLE_VERSION}-seed{seed}"
 
 
+def default_control_methods(preset: str) -> dict[str, str]:
+    """The detector method each control kind uses when a unit names none: the providers' own defaults, except on the
+    offline tiny preset, where weightless detectors stand in (pose: MediaPipe's bundled models where the package is
+    installed, else OpenPose, which needs its files). Cheap: builds nothing."""
+    if preset != "tiny":
+        return {}
+    from ..control.mediapipe_runtime import mediapipe_available
+
+    return {"depth": "inflate", "lineart_anime": "edges", **({"openpose": "mediapipe"} if mediapipe_available() else {})}
+
+
 def tiny_modelset(bundle: str | os.PathLike | None = None, *, build: bool = True) -> ModelSet:
     """The tiny random-weight bundle, built on first use, in the same layout as real weights."""
-    from ..control.mediapipe_runtime import mediapipe_available
     from .tiny import build_tiny_bundle
 
     root = Path(bundle) if bundle is not None else tiny_bundle_dir()
@@ -200,10 +210,7 @@ def tiny_modelset(bundle: str | os.PathLike | None = None, *, build: bool = True
         scheduler="dpmpp-2m-karras",
         default_controls=default_controls_for("tiny"),
         random_weights=True,
-        # Offline there are no annotator checkpoints: weightless detectors stand in unless a unit names another
-        # (pose: MediaPipe's bundled models where the package is installed, else OpenPose, which needs its files).
-        control_methods={"depth": "inflate", "lineart_anime": "edges",
-                         **({"openpose": "mediapipe"} if mediapipe_available() else {})},
+        control_methods=default_control_methods("tiny"),
     )
 
 

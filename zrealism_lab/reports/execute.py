@@ -100,6 +100,44 @@ def this_python_kernel() -> Iterator[str]:
                 os.environ["JUPYTER_PATH"] = previous
 
 
+@contextlib.contextmanager
+def interruptible_kernel(kernel_name: str, grace: float = 60.0) -> Iterator[Any]:
+    """A kernel manager this process owns, so that Ctrl-C or SIGTERM here reaches the run inside the notebook: the
+    kernel is interrupted (the run ends within its step and writes a 'cancelled' record), given ``grace`` seconds to
+    finish the cell, then shut down. papermill's own kernel would be killed at once, leaving a run without a record."""
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    try:
+        yield km
+    except KeyboardInterrupt:  # SIGTERM arrives as cli.common.Terminated, a KeyboardInterrupt
+        asyncio.run(_interrupt_and_wait(km, grace))
+        raise
+    finally:
+        asyncio.run(_shutdown(km))
+
+
+async def _interrupt_and_wait(km: Any, grace: float) -> None:
+    if not (km.has_kernel and await km.is_alive()):
+        return
+    await km.interrupt_kernel()
+    client = km.client()
+    client.start_channels()
+    try:  # the kernel answers a new request only once the interrupted cell has finished
+        await client.execute("", silent=True, reply=True, timeout=grace)
+    except Exception:  # noqa: BLE001 - a kernel that does not answer in time is shut down all the same
+        pass
+    finally:
+        client.stop_channels()
+
+
+async def _shutdown(km: Any) -> None:
+    if km.has_kernel:
+        await km.shutdown_kernel(now=False)  # also removes its connection file
+
+
 def run_report(kind: str, parameters: Mapping[str, Any] | None = None, out_dir: str | os.PathLike = "reports", *,
                progress: bool = True, notebook: str | os.PathLike | None = None) -> ReportResult:
     """Execute report ``kind`` ('static', 'temporal' or 'walkthrough') with papermill and export it to HTML.
@@ -120,9 +158,9 @@ def run_report(kind: str, parameters: Mapping[str, Any] | None = None, out_dir: 
     executed = out / f".{kind}-report-{stamp}-{secrets.token_hex(3)}.ipynb"
     start = time.perf_counter()
     try:
-        with this_python_kernel() as kernel:
+        with this_python_kernel() as kernel, interruptible_kernel(kernel) as km:
             papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name=kernel,
-                                       progress_bar=progress, cwd=str(out))
+                                       progress_bar=progress, cwd=str(out), km=km)
     except PapermillExecutionError as exc:
         failed = out / f"failed-{kind}-report-{stamp}.ipynb"
         if executed.exists():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import CancelledError, ZRealismError
 from ..files import atomic_write_json, check_output_root
+from ..records import RECORD_NAME
 from .manifest import (
     PLAN_NAME,
     build_manifest,
@@ -195,6 +197,16 @@ class SweepProgress:
 
 
 # --------------------------------------------------------------------------------- one job
+def remove_orphan_runs(runs: Path) -> list[Path]:
+    """Run folders of this job without a record: a process killed outright (SIGKILL, power loss) mid-run. Its resume
+    starts the job again, so the half run goes instead of lying beside the new one."""
+    orphans = [run for run in runs.iterdir() if run.is_dir() and not (run / RECORD_NAME).exists()] \
+        if runs.is_dir() else []
+    for run in orphans:
+        shutil.rmtree(run, ignore_errors=True)
+    return orphans
+
+
 def run_job(job: Mapping[str, Any], folder: Path, source: Path, engine: Any, *, token: str = "",
             process_index: int = 0, cancel: Any = None) -> dict[str, Any]:
     """Run one manifest job into runs/<id>/ and write jobs/<id>.json. A failure is recorded, not raised;
@@ -204,7 +216,7 @@ def run_job(job: Mapping[str, Any], folder: Path, source: Path, engine: Any, *, 
 
     settings = StaticSettings.from_dict(job["settings"])
     runs = job_runs_dir(folder, job["id"])
-    before = set(runs.iterdir()) if runs.is_dir() else set()
+    remove_orphan_runs(runs)
     state: dict[str, Any] = {"id": job["id"], "index": job["index"], "token": token, "process": process_index,
                              "started": _dt.datetime.now(_dt.timezone.utc).isoformat()}
     start = time.perf_counter()
@@ -213,8 +225,8 @@ def run_job(job: Mapping[str, Any], folder: Path, source: Path, engine: Any, *, 
     except (CancelledError, KeyboardInterrupt):
         raise
     except Exception as exc:  # any job's failure is that job's, the sweep goes on
-        created = sorted(set(runs.iterdir()) - before) if runs.is_dir() else []
-        state.update(status="failed", run_dir=relative(created[-1], folder) if created else None,
+        run_dir = getattr(exc, "run_dir", None)  # set by the run's record writer when the run had started
+        state.update(status="failed", run_dir=relative(run_dir, folder) if run_dir else None,
                      error={"type": type(exc).__name__, "message": str(exc)})
     else:
         state.update(status="completed", run_dir=relative(result.run_dir, folder), error=None)
