@@ -202,6 +202,20 @@ class SourceSettings(SettingsMixin):
     lighting_hints: bool = True
     mask_controls: bool = False
     pose_policy: str = "drop"
+    # The face-detail pass, for stills and clips alike (a clip tracks one face, so a clip takes one box).
+    face_detail: bool = False
+    face_boxes: tuple[tuple[int, int, int, int], ...] | None = None  # output pixels; None: the face detector's
+    face_prompt: str | None = None
+    face_strength: float = 0.4
+    face_steps: int | None = None
+    face_size: int = 512
+    face_padding: float = 0.4
+    face_feather: float = 0.3
+    face_min_size: int = 16
+    face_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        _tuple_boxes(self)
 
 
 SOURCE_FIELDS = tuple(f.name for f in dataclasses.fields(SourceSettings))
@@ -219,20 +233,7 @@ class StaticSettings(SourceSettings):
     hires_steps: int | None = None
     hires_upscaler: str = "lanczos"
     hires_control_maps: str = "detect"
-    face_detail: bool = False
-    face_boxes: tuple[tuple[int, int, int, int], ...] | None = None  # output pixels; None: the face detector's
-    face_prompt: str | None = None
-    face_strength: float = 0.4
-    face_steps: int | None = None
-    face_size: int = 512
-    face_padding: float = 0.4
-    face_feather: float = 0.3
     face_max: int = 4
-    face_min_size: int = 16
-    face_confidence: float = 0.5
-
-    def __post_init__(self) -> None:
-        _tuple_boxes(self)
 
     @property
     def hires_on(self) -> bool:
@@ -439,20 +440,7 @@ class TemporalSettings(SourceSettings):
     max_frames: int | None = None
     clip_fit: str = "resize"
     decode_chunk: int | None = None
-    face_detail: bool = False
-    face_boxes: tuple[tuple[int, int, int, int], ...] | None = None  # one box (frame pixels) for every frame
-    face_prompt: str | None = None
-    face_strength: float = 0.4
-    face_steps: int | None = None
-    face_size: int = 512
-    face_padding: float = 0.4
-    face_feather: float = 0.3
-    face_min_size: int = 16
-    face_confidence: float = 0.5
     face_smoothing: int = 5
-
-    def __post_init__(self) -> None:
-        _tuple_boxes(self)
 
     def validated(self) -> "TemporalSettings":
         """Check every field; return self. Raises SettingsError naming the first bad setting, before any model loads."""

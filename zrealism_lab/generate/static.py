@@ -6,9 +6,8 @@ import dataclasses
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -17,31 +16,24 @@ from ..errors import CancelledError
 from ..progress import CancelToken, ProgressCallback, StepReporter, emit
 from ..settings import StaticSettings
 from .calls import control_arguments
+from .result import RunResult
 from .hires import decode_latents
 from .refine import check_refinements, run_refinements, wants_latents
 from ..source.context import SourceContext, check_named_settings, detect_unit, understand_source
 
 if TYPE_CHECKING:
     from ..colour import AnchorResult
-    from ..metrics import MetricReport
     from .face_detail import FaceDetailResult
     from .hires import HiresResult
 
 
 @dataclass
-class StaticResult:
+class StaticResult(RunResult):
     image: Image.Image  # the final still (after colour anchoring)
     raw: Image.Image  # straight out of the diffusion model
     context: SourceContext
     settings: StaticSettings
     colour: AnchorResult
-    metrics: MetricReport | None
-    status: Literal["completed", "cancelled"]
-    timings: dict[str, float]
-    warnings: list[str]
-    engine: dict[str, Any]
-    run_dir: Path | None = None
-    record: dict[str, Any] = field(default_factory=dict)
     hires: HiresResult | None = None  # the hires pass, when it ran (its .first is the first pass's raw image)
     faces: FaceDetailResult | None = None  # the face-detail pass, when asked for (ran or skipped)
 
@@ -172,8 +164,9 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
                                     adherence=adherence_request(context, engine))
             timings["metrics"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - total_start
-        result = StaticResult(colour.image, raw, context, settings, colour, metrics, "completed", timings, notes,
-                              engine.describe(), hires=refined.hires, faces=refined.faces)
+        result = StaticResult(colour.image, raw, context, settings, colour, hires=refined.hires, faces=refined.faces,
+                              metrics=metrics, status="completed", timings=timings, warnings=notes,
+                              engine=engine.describe())
         if writer is not None:
             writer.publish(result, engine)
         return result

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -28,6 +27,7 @@ from ..schedulers import denoise_steps
 from ..settings import TemporalSettings
 from ..source.context import check_named_settings
 from .calls import control_arguments
+from .result import RunResult
 from .static import StaticResult
 from .temporal_inputs import (SampledClip, TemporalInputs, inputs_from_clip, inputs_from_source, inputs_from_static,
                               sample_clip)
@@ -39,21 +39,14 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class TemporalResult:
+class TemporalResult(RunResult):
     frames: list[Image.Image]  # final frames (after colour anchoring)
     raw_frames: list[Image.Image]  # straight out of the VAE
     fps: float
     inputs: TemporalInputs
     settings: TemporalSettings
     colour: list[AnchorResult]  # one per frame
-    metrics: MetricReport | None
-    status: Literal["completed", "cancelled"]
     generation: dict[str, Any]  # what actually ran: steps, windows, chunks, scheduler
-    timings: dict[str, float]
-    warnings: list[str]
-    engine: dict[str, Any]
-    run_dir: Path | None = None
-    record: dict[str, Any] = field(default_factory=dict)
     faces: ClipFaceResult | None = None  # the face-detail pass, when asked for (ran or skipped)
 
     @property
@@ -264,8 +257,9 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
             "free_init": {"iterations": settings.free_init_iters} if settings.free_init else None,
             "motion_adapter_window": adapter_window, "offload": engine.plan.offload,
         }
-        result = TemporalResult(frames, raw, inputs.fps, inputs, settings, colour, metrics, "completed", generation,
-                                timings, notes, engine.describe(), faces=faces)
+        result = TemporalResult(frames, raw, inputs.fps, inputs, settings, colour, generation, faces=faces,
+                                metrics=metrics, status="completed", timings=timings, warnings=notes,
+                                engine=engine.describe())
         if writer is not None:
             writer.publish(result, engine)
         return result
