@@ -417,3 +417,20 @@ def test_headless_lab_model_tab_says_what_is_missing(lab, tmp_path, monkeypatch)
     lab.preset_picker.value = "tiny"
     assert lab._status_jobs.wait(30)
     assert not lab.unit_rows["openpose"].enabled.value and lab.unit_rows["canny"].enabled.value
+
+
+@pytest.mark.slow
+def test_headless_lab_asks_for_hires_and_face_detail_with_two_controls(lab, tmp_path):
+    lab.fields["hires"].value = 2.0
+    lab.fields["face_detail"].value = True
+    try:
+        assert lab.run() and lab.wait(120)
+        entry = lab.history.entries[-1]
+        assert entry.status == "completed", lab.message.value
+        assert entry.result.image.size == (2 * entry.result.context.prepared.size[0],
+                                           2 * entry.result.context.prepared.size[1])
+        passes = json.loads((Path(entry.run_dir) / "record.json").read_text())["passes"]
+        assert passes["hires"]["upscaler"] == "lanczos" and "face_detail" in passes
+    finally:
+        lab.fields["hires"].value = None
+        lab.fields["face_detail"].value = False

@@ -143,6 +143,11 @@ class LabLayout:
                                        options=COLOUR_METHODS.names(), label="colour anchoring")
         f["colour_strength"] = SpecField(SPECS["colour_strength"], base.colour_strength, kind="slider",
                                          label="colour strength")
+        # The refinement passes' two switches; their finer settings stay with the CLI and Python.
+        f["hires"] = SpecField(SPECS["hires"], base.hires, label="hires fix (factor)")
+        f["hires_strength"] = SpecField(SPECS["hires_strength"], base.hires_strength, kind="slider",
+                                        label="hires strength")
+        f["face_detail"] = SpecField(SPECS["face_detail"], base.face_detail, label="face detail")
         self.fields = f
 
         kinds = [k for k in CONTROL_PROVIDERS.names() if k in UNIT_SPECS["kind"].choices()]
@@ -163,6 +168,7 @@ class LabLayout:
             section("Generation"), f["strength"].row, f["steps"].row, f["cfg"].row, f["seed"].row,
             f["scheduler"].row, f["size"].row,
             section("Colour anchoring"), f["colour_method"].row, f["colour_strength"].row,
+            section("Refinement"), f["hires"].row, f["hires_strength"].row, f["face_detail"].row,
         ])
 
     def _build_results_tab(self, export_dir: Path) -> w.Widget:
