@@ -144,3 +144,11 @@ def test_walkthrough_teaches_with_real_pictures_and_numbers(tmp_path, tiny_engin
     notebook = nbformat.read(result.notebook, as_version=4)
     rows = [o for c in notebook.cells for o in c.get("outputs", []) if "What strength changes" in json.dumps(o)]
     assert rows  # the sweep's table was produced by the kernel, not written into the notebook
+
+
+def test_the_static_report_shows_the_refinement_passes(tmp_path, sample_64, tiny_engine):
+    result = run_report("static", {"image": str(sample_64), "size": 64, "steps": 4, "detect_resolution": 64,
+                                   "hires": 2.0, "face_detail": True}, tmp_path, progress=False)
+    html = result.html.read_text(encoding="utf-8")
+    assert "Hires fix" in html and "after the hires pass" in html and "Face detail" in html
+    assert (result.run_dir / "output_first_pass.png").is_file()

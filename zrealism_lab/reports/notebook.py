@@ -329,8 +329,11 @@ def colour_moments_rows(source: Image.Image, raw: Image.Image, anchored: Image.I
     """L*a*b* mean/std/skew of the subject in the source, the raw output and the anchored output."""
     from ..metrics import colour_moments
 
-    return {"source": colour_moments(source, mask), "before anchoring": colour_moments(raw, mask),
-            "after anchoring": colour_moments(anchored, mask)}
+    def at_source_size(image: Image.Image) -> Image.Image:  # a hires output is compared where the mask was made
+        return image if image.size == source.size else image.resize(source.size, Image.LANCZOS)
+
+    return {"source": colour_moments(source, mask), "before anchoring": colour_moments(at_source_size(raw), mask),
+            "after anchoring": colour_moments(at_source_size(anchored), mask)}
 
 
 def show_colour(result: Any) -> None:
@@ -355,6 +358,35 @@ def frames_html(frames: list[Image.Image], side: int = 96, limit: int = 16) -> s
 
 def show_frames(frames: list[Image.Image], side: int = 96, limit: int = 16) -> None:
     _display_html(frames_html(frames, side, limit))
+
+
+def show_passes(result: Any, side: int = 192) -> None:
+    """The refinement passes a run made (hires fix, face detail): what each did and its pictures, or a line saying
+    that none was asked for."""
+    passes = (result.record or {}).get("passes") or {}
+    if not passes:
+        show_note("No refinement pass was asked for (settings hires / hires_size, face_detail).")
+        return
+    hires = passes.get("hires")
+    if hires:
+        show_table({k: v for k, v in hires.items() if not isinstance(v, (dict, list))}, "Hires fix")
+        if getattr(result, "hires", None) is not None:
+            show_images({"first pass": result.hires.first, "after the hires pass": result.hires.image}, side=side)
+    faces = passes.get("face_detail")
+    if faces:
+        show_table([{"face": i + 1, "box": face.get("box"), "origin": face.get("origin"), "score": face.get("score"),
+                     "refined": face.get("refined"), "seam ratio": (face.get("seam") or {}).get("seam_ratio"),
+                     "left because": face.get("reason")} for i, face in enumerate(faces.get("faces") or [])]
+                   or [{"status": faces.get("status"), "notes": "; ".join(faces.get("notes") or [])}],
+                   f"Face detail: {faces.get('status')} (seam bar {faces.get('seam_bar')})")
+        run_dir = Path(result.run_dir) if result.run_dir is not None else None
+        crops = {}
+        for i, face in enumerate(faces.get("faces") or []):
+            for when, name in (face.get("files") or {}).items():
+                if run_dir is not None and (run_dir / name).is_file():
+                    crops[f"face {i + 1} {when}"] = Image.open(run_dir / name).convert("RGB")
+        if crops:
+            show_images(crops, side=side // 2)
 
 
 def show_temporal_inputs(result: Any) -> None:
