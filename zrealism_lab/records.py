@@ -2,6 +2,7 @@
 needed to reproduce it, outputs written atomically, and PNGs that carry their settings in text chunks."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -11,7 +12,7 @@ import secrets
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from PIL import Image
 
@@ -262,6 +263,18 @@ class RunWriter:
                            "traceback": traceback.format_exception_only(type(exc), exc)[-1].strip()}
         exc.run_dir = self.folder  # callers (the lab) find the folder of a cancelled or failed run here
         return self._finish(record)
+
+
+@contextlib.contextmanager
+def recorded(writer: RunWriter | None, *, settings: Any = None, engine: Any = None) -> Iterator[None]:
+    """The run's body: whatever stops it (an error, a cancel, Ctrl-C or SIGTERM) is written into its record as
+    'failed' or 'cancelled' before it propagates. Without a writer (no out_dir) it only propagates."""
+    try:
+        yield
+    except BaseException as exc:
+        if writer is not None:
+            writer.fail(exc, settings=settings, engine=engine)
+        raise
 
 
 def read_record(run_dir: str | os.PathLike) -> dict[str, Any]:

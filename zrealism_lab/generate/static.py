@@ -89,7 +89,7 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
     from ..colour import anchor_colours
     from ..source.intake import validate_image_path
     from ..files import check_output_root
-    from ..records import RunWriter
+    from ..records import RunWriter, recorded
 
     settings = StaticSettings.coerce(settings).validated()
     if isinstance(source, (str, os.PathLike)):
@@ -113,7 +113,7 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
     timings["load"] = time.perf_counter() - t
 
     writer = RunWriter.create(out_dir, "static") if out_dir is not None else None
-    try:
+    with recorded(writer, settings=settings, engine=engine):
         from ..prompts import prepare_prompts
         from ..schedulers import make_scheduler
 
@@ -170,7 +170,3 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
         if writer is not None:
             writer.publish(result, engine)
         return result
-    except BaseException as exc:
-        if writer is not None:
-            writer.fail(exc, settings=settings, engine=engine)
-        raise

@@ -131,7 +131,7 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
     import torch
 
     from ..files import check_output_root
-    from ..records import RunWriter
+    from ..records import RunWriter, recorded
     from ..source.intake import validate_image_path
     from ..source.video import Clip, validate_clip_path
 
@@ -179,7 +179,7 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
                             f"at most {adapter_window}, the longest clip this motion adapter was trained on")
 
     writer = RunWriter.create(out_dir, "temporal") if out_dir is not None else None
-    try:
+    with recorded(writer, settings=settings, engine=engine):
         from ..prompts import prepare_prompts
         from ..schedulers import make_scheduler
 
@@ -263,7 +263,3 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
         if writer is not None:
             writer.publish(result, engine)
         return result
-    except BaseException as exc:
-        if writer is not None:
-            writer.fail(exc, settings=settings, engine=engine)
-        raise
