@@ -179,3 +179,64 @@ def screenshot(page: Any, name: str) -> Path:
     path = artifacts_dir() / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# ----------------------------------------------------------------------------------------------- look and feel
+
+# The WCAG contrast of an element's text against the first opaque background behind it, with both colours
+# resolved by painting them on a canvas (so color-mix(), var() and alpha are all as the browser renders them).
+CONTRAST_JS = """(el) => {
+  const ctx = document.createElement('canvas').getContext('2d');
+  const paint = (colours) => { ctx.clearRect(0, 0, 1, 1);
+    for (const c of colours) { ctx.fillStyle = c; ctx.fillRect(0, 0, 1, 1); }
+    return Array.from(ctx.getImageData(0, 0, 1, 1).data); };
+  let node = el, bg = null;
+  while (node && node.nodeType === 1) {
+    const c = getComputedStyle(node).backgroundColor;
+    if (paint([c])[3] === 255) { bg = c; break; }
+    node = node.parentElement;
+  }
+  bg = bg || getComputedStyle(document.body).backgroundColor || 'white';
+  const text = paint([bg, getComputedStyle(el).color]), back = paint([bg]);
+  const lum = (rgb) => { const v = rgb.slice(0, 3).map(x => { x /= 255;
+    return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); });
+    return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+  const a = lum(text), b = lum(back);
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+
+def contrast(page: Any, selector: str) -> float:
+    """The text contrast of the first element matching ``selector`` (WCAG AA asks 4.5 for normal text)."""
+    return float(page.locator(selector).first.evaluate(CONTRAST_JS))
+
+
+def set_theme(page: Any, name: str) -> None:
+    """Settings > Theme > ``name`` ("JupyterLab Dark", "JupyterLab Light"), waiting until the page has it."""
+    light = "false" if "Dark" in name else "true"
+    page.click(".lm-MenuBar-itemLabel:text-is('Settings')")
+    page.hover(".lm-Menu-itemLabel:text-is('Theme')")
+    page.click(f".lm-Menu-itemLabel:text-is('{name}')")
+    page.wait_for_selector(f"body[data-jp-theme-light='{light}']", state="attached", timeout=30_000)
+    page.wait_for_timeout(500)  # the theme's stylesheet applies after the attribute changes
+
+
+DROP_JS = """([selector, name, bytes, how]) => {
+  const file = new File([new Uint8Array(bytes)], name, {type: 'image/png'});
+  const data = new DataTransfer(); data.items.add(file);
+  const target = document.querySelector(selector);
+  const event = how === 'paste' ? new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true})
+                                : new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true});
+  target.dispatchEvent(event);
+}"""
+
+
+def drop_file(page: Any, selector: str, path: Path, how: str = "drop") -> None:
+    """Drop (or paste) an image file onto ``selector`` as the browser would hand it over."""
+    page.evaluate(DROP_JS, [selector, path.name, list(path.read_bytes()), how])
+
+
+def box(page: Any, selector: str) -> tuple[float, float]:
+    found = page.locator(selector).first.bounding_box()
+    assert found is not None, f"{selector} is not on screen"
+    return round(found["width"], 1), round(found["height"], 1)

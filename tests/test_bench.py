@@ -207,3 +207,47 @@ def test_fullsize_modelset_points_at_local_folders(tmp_path):
     assert [(u.kind, u.method) for u in models.default_controls] == [("depth", "inflate"), ("canny", None)]
     only_depth = fullsize_modelset(tmp_path, ["depth"])
     assert list(only_depth.controlnets) == ["depth"] and len(only_depth.default_controls) == 1
+
+
+def test_the_lora_bench_measures_every_lever_on_the_tiny_bundle(tiny_engine, tmp_path):
+    """The full-size LoRA child's own code, over the tiny bundle: two LoRAs loaded once each, every switch after
+    that reads no file, and the rows come out of what it measured."""
+    from zrealism_lab.bench.adapters import child_adapters, rows_from
+
+    point = child_adapters(tmp_path, {"tiny": True, "rank": 4})
+    assert point["lora_loads"] == 2 and point["lora_bytes"] > 0
+    assert point["switch_set"] >= 0 and len(point["step_fused"]) == 2
+    rows = rows_from(point)
+    assert len(rows) == 6 and all(r.value is not None for r in rows)
+
+
+# ------------------------------------------------------------------------------------------------ fast modes
+
+
+@pytest.mark.slow
+def test_fast_still_child_and_rows_on_the_tiny_bundle(tiny_bundle, monkeypatch, one_thread):
+    """The fast-mode still rows, with each child task run in this process on the tiny bundle at 64 px."""
+    from zrealism_lab.bench import fast, fullsize
+    from zrealism_lab.bench.child import CHILD_TASKS
+    from zrealism_lab.device import cpu_bf16_support
+
+    if cpu_bf16_support() is None:
+        pytest.skip("this CPU has no native bf16 (AMX, AVX512-BF16 or Arm BF16)")
+    monkeypatch.setattr(fast, "STILL_SIZE", 64)
+    monkeypatch.setattr(fullsize, "run_child", lambda task, bundle, params: CHILD_TASKS[task](tiny_bundle, params))
+    rows = {r.what: r for r in fast._still_rows(tiny_bundle, lambda text: None)}
+    fp32 = rows["512 px still, 2 ControlNets, CFG, fp32: seconds per step"]
+    assert fp32.unit == "s/step" and fp32.value > 0 and "projected 21-step run" in fp32.note
+    autocast = rows["512 px still step: bf16 autocast / fp32"]
+    assert autocast.value > 0 and "autocast bfloat16, weights float32" in autocast.note
+    assert "weights bfloat16" in rows["512 px still step: bf16 weights / fp32"].note
+    weights = rows["512 px still, 2 ControlNets, CFG, bf16 weights: seconds per step"]
+    assert "pixels differ from fp32 by at most" in weights.note
+
+
+def test_fast_toggle_child_keeps_the_storage(tiny_bundle, one_thread):
+    from zrealism_lab.bench.fast import child_fast_toggle
+
+    cost = child_fast_toggle(tiny_bundle, {})
+    assert cost["same_storage"] is True and len(cost["on"]) == len(cost["off"]) == 2
+    assert cost["anon_added"] < 64 * 2**20

@@ -361,7 +361,7 @@ def test_headless_lab_temporal_tab_plays_a_clip(lab):
     entry = lab.history.entries[-1]
     assert entry.kind == "temporal" and entry.status == "completed" and len(entry.result.frames) == 8
     panel.fields["context_stride"].value = 8  # must be below the context length
-    assert not panel.run() and "context_stride" in panel.message.value
+    assert not panel.run() and "context stride 8 is not allowed" in panel.message.value
 
 
 def test_headless_lab_refuses_invalid_settings_and_bad_uploads(lab):
@@ -369,7 +369,7 @@ def test_headless_lab_refuses_invalid_settings_and_bad_uploads(lab):
     lab.fields["steps"].value = 0
     assert "from 1 to 150" in lab.fields["steps"].message.value  # shown as it is edited
     assert not lab.run()
-    assert "Not started" in lab.message.value and lab.runner.state.runs_started == started
+    assert "Run not started" in lab.message.value and lab.runner.state.runs_started == started
     lab.fields["steps"].value = 4
     assert lab.fields["steps"].message.value == ""
     lab.unit_rows["depth"].start.value, lab.unit_rows["depth"].end.value = 0.8, 0.5
@@ -382,24 +382,43 @@ def test_headless_lab_refuses_invalid_settings_and_bad_uploads(lab):
     assert "broken.png" in lab.source_message.value and lab.source_label == source
 
 
-@pytest.mark.slow
-def test_headless_lab_shows_a_failed_run_as_a_short_message(lab, tmp_path, monkeypatch):
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+def test_headless_lab_preflight_blocks_a_detector_without_files(lab, tmp_path, monkeypatch):
+    """A unit whose detector checkpoints are not on this machine switches Run off, with the reason next to Run and
+    on the unit's row, before anything loads (no 25 s wait for a failure)."""
     monkeypatch.setenv("ZREALISM_ANNOTATOR_DIR", str(tmp_path / "no-annotators"))
-    lab.unit_rows["openpose"].enabled.value = True
-    offline_default = lab.unit_rows["openpose"].method.value
-    lab.unit_rows["openpose"].method.value = "openpose"  # this detector needs weights that are not on this machine
+    row = lab.unit_rows["openpose"]
+    offline_default = row.method.value
+    started = lab.runner.state.runs_started
     try:
-        assert lab.run()
-        assert lab.wait(120)
+        row.enabled.value = True
+        row.method.value = "openpose"  # this detector needs weights that are not on this machine
+        assert lab._preflight_jobs.wait(30)
+        assert lab.run_button.disabled
+        reason = html.unescape(lab.preflight_text.value)
+        assert "body_pose_model.pth" in reason and "ZREALISM_ANNOTATOR_DIR" in reason
+        assert "body_pose_model.pth" in html.unescape(row.preflight.value)  # on the unit's own row too
+        assert not lab.run() and lab.runner.state.runs_started == started
+        assert "Run not started" in lab.message.value
     finally:
-        lab.unit_rows["openpose"].enabled.value = False
-        lab.unit_rows["openpose"].method.value = offline_default
+        row.enabled.value = False
+        row.method.value = offline_default
+    assert lab._preflight_jobs.wait(30)
+    assert not lab.run_button.disabled and lab.preflight_text.value == ""
+
+
+@pytest.mark.slow
+def test_headless_lab_shows_a_failed_run_as_a_short_message(lab, monkeypatch):
+    from zrealism_lab.errors import MissingWeightsError
+
+    def missing(ctx, preset):  # weights that vanish between the preflight and the load
+        raise MissingWeightsError("Model weights are missing: base: looked for the folder x: no such folder")
+
+    monkeypatch.setattr(lab, "engine_for", missing)
+    assert lab.run()
+    assert lab.wait(120)
     assert lab.runner.state.phase is Phase.ERROR
     message = html.unescape(lab.message.value)
-    assert "openpose" in message.lower() and "Traceback" not in message and len(message) < 1500
+    assert "weights" in message.lower() and "Traceback" not in message and len(message) < 1500
     assert lab.error_details.layout.display == "" and lab.error_details.selected_index is None  # collapsed
     assert "Traceback" in lab.error_text.value
     assert lab.history.entries[-1].status == "failed"

@@ -199,17 +199,18 @@ def test_metrics_cli_inputs_obey_the_pixel_cap_and_the_clip_budget(tmp_path, mon
 
 def test_lab_refuses_oversized_uploads_before_decoding(tmp_path, monkeypatch):
     import zrealism_lab.lab.app as app
+    import zrealism_lab.lab.source_panel as source_panel
 
     monkeypatch.setenv("ZREALISM_CACHE", str(tmp_path / "cache"))
     lab = app.Lab(preset="tiny", out_dir=None, source="dark")
-    monkeypatch.setattr(app, "MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setattr(source_panel, "MAX_UPLOAD_BYTES", 1000)
     big = tmp_path / "big.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(big)
     assert big.stat().st_size > 1000
     lab.set_source(big)
-    assert "upload limit" in lab.source_message.value and lab._upload is None
+    assert "upload limit" in lab.source_message.value and lab.source_label == "sample dark"
     lab.set_source(big.read_bytes())
-    assert "upload limit" in lab.source_message.value and lab._upload is None
+    assert "upload limit" in lab.source_message.value and lab.source_label == "sample dark"
 
 
 def test_report_kind_cannot_carry_a_path(tmp_path):

@@ -112,3 +112,71 @@ def test_a_mismatched_adapter_is_refused(parts):
                           motion_norm_num_groups=2)
     with pytest.raises(SettingsError, match="motion_adapter"):
         build_shared_motion_unet(unet, wrong)
+
+
+# ------------------------------------------------------------------------------------------------ context windows
+
+
+def _free_noise_blocks(unet):
+    from diffusers.models.attention import FreeNoiseTransformerBlock
+
+    return [m for m in unet.modules() if isinstance(m, FreeNoiseTransformerBlock)]
+
+
+def test_context_windows_switch_on_and_off_over_the_same_tensors(engine):
+    from zrealism_lab.engine.animatediff import set_free_noise
+    from zrealism_lab.settings import TemporalSettings
+
+    pipe = engine.temporal_pipeline(())
+    settings = TemporalSettings(frames=8, context_length=16, context_stride=4)
+    before = {name: p.data_ptr() for name, p in pipe.unet.named_parameters()}
+    buffers = {name: b.data_ptr() for name, b in pipe.unet.named_buffers()}
+    try:
+        assert set_free_noise(pipe, 24, settings)
+        twins = _free_noise_blocks(pipe.unet)
+        assert twins and pipe.free_noise_enabled
+        assert all(t.context_length == 16 and t.context_stride == 4 for t in twins)
+        # the same names over the same storage: switching copied nothing
+        assert {name: p.data_ptr() for name, p in pipe.unet.named_parameters()} == before
+        assert {name: b.data_ptr() for name, b in pipe.unet.named_buffers()} == buffers
+        assert not set_free_noise(pipe, 8, settings)
+        assert not _free_noise_blocks(pipe.unet) and not pipe.free_noise_enabled
+        assert {name: p.data_ptr() for name, p in pipe.unet.named_parameters()} == before
+        set_free_noise(pipe, 24, settings.replace(context_stride=2))
+        again = _free_noise_blocks(pipe.unet)
+        assert [id(t) for t in again] == [id(t) for t in twins]  # built once, reused
+        assert all(t.context_stride == 2 for t in again)
+    finally:
+        set_free_noise(pipe, 8, settings)
+    assert {name: p.data_ptr() for name, p in pipe.unet.named_parameters()} == before
+
+
+def test_context_windows_give_the_pixels_of_diffusers_own_free_noise(engine, parts):
+    import diffusers
+
+    from zrealism_lab.engine.animatediff import set_free_noise
+    from zrealism_lab.settings import TemporalSettings
+
+    unet, adapter = parts
+    common = {name: engine.component(name) for name in ("vae", "text_encoder", "tokenizer")}
+    config = {**engine.scheduler_config(), "beta_schedule": "linear"}
+    # diffusers' own path: a copied motion UNet and enable_free_noise rebuilding every motion block
+    theirs = diffusers.AnimateDiffVideoToVideoPipeline(
+        **common, unet=unet, motion_adapter=adapter,
+        scheduler=diffusers.DDIMScheduler.from_config(config, clip_sample=False))
+    theirs.enable_free_noise(context_length=16, context_stride=4)
+    ours = engine.temporal_pipeline(())
+    ours.scheduler = diffusers.DDIMScheduler.from_config(config, clip_sample=False)
+    video = [Image.fromarray(np.full((32, 32, 3), 10 * i, np.uint8)) for i in range(18)]
+
+    def run(pipe):
+        pipe.set_progress_bar_config(disable=True)
+        return pipe(video=video, prompt="a person", num_inference_steps=1, strength=1.0, height=32, width=32,
+                    generator=torch.Generator().manual_seed(5), output_type="np").frames
+
+    settings = TemporalSettings(frames=18, context_length=16, context_stride=4)
+    try:
+        assert set_free_noise(ours, 18, settings)
+        assert np.array_equal(run(ours), run(theirs))
+    finally:
+        set_free_noise(ours, 8, settings)

@@ -36,6 +36,7 @@ _EXPORTS = {
     "CancelToken": "zrealism_lab.progress",
     "StepEvent": "zrealism_lab.progress",
     "png_bytes": "zrealism_lab.files",
+    "read_settings": "zrealism_lab.infotext",
 }
 # Modules the notebooks use as a whole: `from zrealism_lab import report_support as rs`.
 _MODULE_EXPORTS = {"report_support": "zrealism_lab.reports.notebook"}

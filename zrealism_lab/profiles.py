@@ -211,3 +211,18 @@ def get_profile(name: str, profiles: Mapping[str, Profile] | None = None) -> Pro
         raise SettingsError("profile", name, "one of " + ", ".join(sorted(profiles)),
                             f"Aliases work too; add your own profiles to a folder listed in {ENV_VAR}.")
     return profile
+
+
+def apply_profile_strength(settings: Any) -> Any:
+    """Settings with their profile's suggested strength in place of the default one: a profile's strength replaces
+    the settings' default (0.70 for stills), any other strength the caller set wins. The lab, the CLI and
+    run_static all go through here, so a profile means the same run on every face."""
+    import dataclasses
+
+    profile = find_profile(settings.profile) if getattr(settings, "profile", None) else None
+    if profile is None or profile.strength is None:
+        return settings
+    default = type(settings).__dataclass_fields__["strength"].default
+    if settings.strength != default or profile.strength == settings.strength:
+        return settings
+    return dataclasses.replace(settings, strength=profile.strength)

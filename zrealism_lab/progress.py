@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -50,6 +51,46 @@ def latent_preview(latents: Any) -> Image.Image:
     return Image.fromarray(rgb, "RGB")
 
 
+def taesd_preview(latents: Any, decoder: Any) -> Image.Image:
+    """A full-size preview that looks like the picture: the first latent (or the middle frame of a video latent)
+    decoded by a tiny autoencoder (TAESD works on the UNet's latents as they are; a few ms at 512 px)."""
+    import torch
+
+    sample = latents[:1]
+    if sample.ndim == 5:  # (B, C, F, H, W)
+        sample = sample[:, :, sample.shape[2] // 2]
+    parameter = next(decoder.parameters())
+    with torch.no_grad():
+        image = decoder.decode(sample.to(device=parameter.device, dtype=parameter.dtype)).sample[0]
+    array = ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array, "RGB")
+
+
+# The tiny autoencoder that draws a pipeline's previews, set by the engine when its plan says so; weak keys, so a
+# freed pipeline leaves nothing behind. Pipelines without one get the linear preview.
+_PREVIEW_DECODERS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
+def set_preview_decoder(pipe: Any, decoder: Any | None) -> None:
+    if decoder is None:
+        _PREVIEW_DECODERS.pop(pipe, None)
+    else:
+        _PREVIEW_DECODERS[pipe] = decoder
+
+
+def preview_decoder(pipe: Any) -> Any | None:
+    try:
+        return _PREVIEW_DECODERS.get(pipe)
+    except TypeError:  # not weak-referenceable (a test double): no decoder
+        return None
+
+
+def preview_image(pipe: Any, latents: Any) -> Image.Image:
+    """The step preview for ``pipe``'s latents: its tiny autoencoder when it has one, else the linear projection."""
+    decoder = preview_decoder(pipe)
+    return latent_preview(latents) if decoder is None else taesd_preview(latents, decoder)
+
+
 @dataclass
 class CancelToken:
     """Set from any thread (a widget's Cancel button); checked by the step callback between denoising steps."""
@@ -75,6 +116,7 @@ class StepReporter:
         self.start = time.perf_counter()
         self.done = 0
         self.interrupted = False
+        self.hooks: list[Callable[[int], None]] = []  # called with the step index after each step (IP-Adapter scale)
 
     def __call__(self, pipe: Any, step_index: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         self.done = step_index + 1
@@ -83,8 +125,10 @@ class StepReporter:
             eta = elapsed / self.done * (self.total - self.done) if self.done else None
             preview = None
             if self.preview_every and "latents" in kwargs and (self.done % self.preview_every == 0 or self.done == self.total):
-                preview = latent_preview(kwargs["latents"])
+                preview = preview_image(pipe, kwargs["latents"])
             self.on_step(StepEvent(self.stage, self.done, self.total, float(timestep), elapsed, eta, preview))
+        for hook in self.hooks:
+            hook(step_index)
         if self.cancel is not None and self.cancel.cancelled:
             pipe._interrupt = True
             self.interrupted = True
@@ -108,8 +152,8 @@ class TqdmProgress:
     def __call__(self, event: Any) -> None:
         from tqdm.auto import tqdm
 
-        if self.disable or event.stage == "load":
-            return
+        if self.disable or event.stage == "load" or (event.step == 0 and event.total == 1):
+            return  # loading, and the one-shot stage markers after denoising (decode, colour, ...), get no bar
         if self.bar is None or self.stage != event.stage:
             self.close()
             self.bar = tqdm(total=event.total, desc=event.stage, unit="step", file=sys.stderr)

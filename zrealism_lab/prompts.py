@@ -207,11 +207,14 @@ def encode_prompts(pipe: Any, prompt: str, negative_prompt: str = "") -> dict[st
         raise ZRealismError("Prompt weighting needs the 'compel' package, which is not installed. "
                             "Install it, or use prepare_prompts(), which falls back to plain text.")
     import torch
-    from compel import Compel
+    from compel import Compel, DiffusersTextualInversionManager
 
     text_encoder = pipe.text_encoder
+    # The manager expands a multi-vector embedding's token (token -> token token_1 ...) as diffusers' own prompt
+    # encoding does, so weighted prompts see loaded embeddings too.
+    manager = DiffusersTextualInversionManager(pipe) if hasattr(pipe, "maybe_convert_prompt") else None
     compel = Compel(tokenizer=pipe.tokenizer, text_encoder=text_encoder, truncate_long_prompts=False,
-                    dtype_for_device_getter=lambda device: text_encoder.dtype)
+                    textual_inversion_manager=manager, dtype_for_device_getter=lambda device: text_encoder.dtype)
     with torch.no_grad():
         positive = compel.build_conditioning_tensor(parse_weighting(prompt).to_compel())
         negative = compel.build_conditioning_tensor(parse_weighting(negative_prompt).to_compel())

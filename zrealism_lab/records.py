@@ -21,21 +21,12 @@ from .files import atomic_write_bytes, atomic_write_json, check_output_root, jso
 RECORD_NAME = "record.json"
 RECORD_FORMAT = 1
 MAX_RECORD_BYTES = 50_000_000
-def a1111_parameters(prompt: str, negative: str, settings: dict[str, Any], size: tuple[int, int]) -> str:
-    """The `parameters` text chunk that A1111-compatible tools (and image browsers) read."""
-    fields = [f"Steps: {settings.get('steps')}", f"Sampler: {settings.get('scheduler')}",
-              f"CFG scale: {settings.get('cfg')}", f"Seed: {settings.get('seed')}", f"Size: {size[0]}x{size[1]}",
-              f"Denoising strength: {settings.get('strength')}"]
-    if settings.get("hires") or settings.get("hires_size"):  # the keys A1111 writes for its hires fix
-        upscale = (f"Hires upscale: {settings['hires']}" if settings.get("hires")
-                   else f"Hires resize: {settings['hires_size']}")
-        fields += [upscale, f"Hires steps: {settings.get('hires_steps') or settings.get('steps')}",
-                   f"Hires upscaler: {settings.get('hires_upscaler')}",
-                   f"Hires denoising strength: {settings.get('hires_strength')}"]
-    if settings.get("face_detail"):  # and the ones ADetailer writes
-        fields += ["ADetailer model: mediapipe_face_full" if not settings.get("face_boxes") else
-                   "ADetailer model: user boxes", f"ADetailer denoising strength: {settings.get('face_strength')}"]
-    return f"{prompt}\nNegative prompt: {negative}\n" + ", ".join(fields)
+def a1111_parameters(prompt: str, negative: str, settings: dict[str, Any], size: tuple[int, int],
+                     **context: Any) -> str:
+    """The `parameters` text chunk that A1111-compatible tools (and image browsers) read: see ``infotext``."""
+    from .infotext import write_infotext
+
+    return write_infotext(prompt, negative, settings, size, **context)
 
 
 def environment() -> dict[str, Any]:
@@ -57,6 +48,7 @@ def model_hashes(engine: Any, roles: Iterable[str]) -> dict[str, dict[str, str]]
     from .models.loading import locate
 
     hashes: dict[str, dict[str, str]] = {}
+    seen: dict[Path, str] = {}  # a single-file checkpoint is the unet, vae and text encoder: hashed once
     for role in roles:
         status = locate(engine.ref(role))
         if not status.present or status.path is None:
@@ -65,8 +57,18 @@ def model_hashes(engine: Any, roles: Iterable[str]) -> dict[str, dict[str, str]]
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix == ".safetensors")
         if role in ("tokenizer", "scheduler"):
             files = sorted(p for p in path.rglob("*") if p.is_file())
-        hashes[role] = {str(f.relative_to(path) if f != path else f.name): sha256_file(f) for f in files}
+        hashes[role] = {str(f.relative_to(path) if f != path else f.name): seen[f] if f in seen
+                        else seen.setdefault(f, sha256_file(f)) for f in files}
     return hashes
+
+
+def still_run_text(run_dir: str | None) -> dict[str, str] | None:
+    """The text chunks of a static run's output.png (for the still a temporal run animates), if it is there."""
+    if not run_dir or not (Path(run_dir) / "output.png").is_file():
+        return None
+    with Image.open(Path(run_dir) / "output.png") as image:
+        chunks = {k: v for k, v in image.info.items() if k in ("parameters", "zrealism") and isinstance(v, str)}
+    return chunks or None
 
 
 def safe_output_name(name: Any) -> str:
@@ -142,11 +144,14 @@ class RunWriter:
         }
 
     def _png_text(self, prompt: str, negative: str, settings: Any, units: Any, size: tuple[int, int],
-                  engine: Any) -> dict[str, str]:
+                  engine: Any, *, hashes: dict[str, dict[str, str]] | None = None, adapters: Any = None,
+                  temporal: bool = False) -> dict[str, str]:
         """The text chunks of an output PNG: A1111's `parameters` line and the lab's own settings as JSON."""
         settings_dict = settings.to_dict()
         settings_dict["controls"] = [u.to_dict() for u in units]
-        return {"parameters": a1111_parameters(prompt, negative, settings_dict, size),
+        parameters = a1111_parameters(prompt, negative, settings_dict, size, models=engine.models.to_dict(),
+                                      model_hashes=hashes, adapters=adapters, temporal=temporal)
+        return {"parameters": parameters,
                 "zrealism": json.dumps({"settings": settings_dict, "models": engine.models.name},
                                        default=json_default)}
 
@@ -159,7 +164,9 @@ class RunWriter:
     def write_static(self, result: Any, engine: Any) -> dict[str, Any]:
         """The still, its raw twin, the prepared source and control maps as PNG, then record.json."""
         ctx = result.context
-        text = self._png_text(ctx.prompt, ctx.negative_prompt, result.settings, ctx.units, result.image.size, engine)
+        hashes = model_hashes(engine, engine.roles_for([u.kind for u in ctx.units]))
+        text = self._png_text(ctx.prompt, ctx.negative_prompt, result.settings, ctx.units, result.image.size, engine,
+                              hashes=hashes, adapters=getattr(result, "adapters", None))
         self.save_png("output.png", result.image, text)
         self.save_png("output_raw.png", result.raw, text)
         self.save_png("source_prepared.png", ctx.prepared.image)
@@ -183,11 +190,13 @@ class RunWriter:
             "units": [u.to_dict() for u in ctx.units],
             "passes": {"hires": hires.to_dict() if hires is not None else None,
                        "face_detail": faces.to_dict() if faces is not None else None},
+            "adapters": getattr(result, "adapters", None) or None,
+            "speed": getattr(result, "speed", None) or None,
             "colour": result.colour.to_dict(),
             "metrics": result.metrics.to_dict() if result.metrics is not None else None,
             "timings": {k: round(v, 4) for k, v in result.timings.items()},
             "warnings": list(result.warnings),
-            "model_hashes": model_hashes(engine, engine.roles_for([u.kind for u in ctx.units])),
+            "model_hashes": hashes,
         })
         return self._finish(record)
 
@@ -205,11 +214,16 @@ class RunWriter:
         for name, frames in (("clip.mp4", result.frames), ("clip_raw.mp4", result.raw_frames)):
             keep(name, write_mp4(frames, self.folder / safe_output_name(name), result.fps))
         keep("clip.gif", write_gif(result.frames, self.folder / "clip.gif", result.fps))
-        text = self._png_text(inputs.prompt, inputs.negative_prompt, result.settings, inputs.units, result.size, engine)
-        for index, frame in enumerate(result.frames, start=1):
-            self.save_png(f"frames/frame_{index:04d}.png", frame, text if index == 1 else None)
-        if inputs.still is not None:
-            self.save_png("still.png", inputs.still)
+        hires = getattr(result, "hires", None)
+        if hires is not None:  # the first pass the hires pass started from, at its own size
+            keep("clip_first_pass.mp4", write_mp4(hires.first, self.folder / "clip_first_pass.mp4", result.fps))
+        hashes = model_hashes(engine, engine.roles_for([u.kind for u in inputs.units], temporal=True))
+        text = self._png_text(inputs.prompt, inputs.negative_prompt, result.settings, inputs.units, result.size, engine,
+                              hashes=hashes, adapters=getattr(result, "adapters", None), temporal=True)
+        for index, frame in enumerate(result.frames, start=1):  # every frame: any one may be shared alone
+            self.save_png(f"frames/frame_{index:04d}.png", frame, text)
+        if inputs.still is not None:  # a still from a static run keeps that run's infotext
+            self.save_png("still.png", inputs.still, still_run_text(inputs.still_run))
             for kind, maps in inputs.control_frames.items():
                 self.save_png(f"control_{kind}.png", maps[0])
         else:
@@ -233,8 +247,11 @@ class RunWriter:
             "units": [u.to_dict() for u in inputs.units],
             "controls": inputs.control_records,
             "generation": result.generation,
-            "passes": {"face_detail": result.faces.to_dict() if getattr(result, "faces", None) is not None else None},
+            "passes": {"hires": hires.to_dict() if hires is not None else None,
+                       "face_detail": result.faces.to_dict() if getattr(result, "faces", None) is not None else None},
             "videos": videos,
+            "adapters": getattr(result, "adapters", None) or None,
+            "speed": getattr(result, "speed", None) or None,
             "colour": None if result.colour is None else {
                 "method": settings.colour_method, "strength": settings.colour_strength,
                 "reference": "the fixed source" if inputs.mode == "still" else "each input frame",
@@ -243,7 +260,7 @@ class RunWriter:
             "metrics": result.metrics.to_dict() if hasattr(result.metrics, "to_dict") else result.metrics,
             "timings": {k: round(v, 4) for k, v in result.timings.items()},
             "warnings": list(result.warnings),
-            "model_hashes": model_hashes(engine, engine.roles_for([u.kind for u in inputs.units], temporal=True)),
+            "model_hashes": hashes,
         })
         return self._finish(record)
 

@@ -25,6 +25,11 @@ SCHEDULERS.register("euler-a", SchedulerChoice("Euler a", "EulerAncestralDiscret
 SCHEDULERS.register("euler", SchedulerChoice("Euler", "EulerDiscreteScheduler"))
 SCHEDULERS.register("ddim", SchedulerChoice("DDIM", "DDIMScheduler", {"clip_sample": False}))
 SCHEDULERS.register("unipc", SchedulerChoice("UniPC", "UniPCMultistepScheduler"))
+# Few-step samplers, for the distilled LoRAs they were made with (LCM-LoRA; TCD; Hyper-SD and Lightning: trailing Euler)
+SCHEDULERS.register("lcm", SchedulerChoice("LCM", "LCMScheduler"))
+SCHEDULERS.register("tcd", SchedulerChoice("TCD", "TCDScheduler"))
+SCHEDULERS.register("euler-trailing", SchedulerChoice("Euler (trailing)", "EulerDiscreteScheduler",
+                                                      {"timestep_spacing": "trailing"}))
 
 
 def make_scheduler(name: str, base_config: dict[str, Any], seed: int | None = None):

@@ -28,8 +28,23 @@ def _colour_methods() -> list[str]:
     return COLOUR_METHODS.names()
 
 
+def _speeds() -> tuple[str, ...]:
+    from .speed import SPEEDS
+
+    return SPEEDS
+
+
 def _control_kinds() -> list[str]:
     return list(CONTROL_KINDS)
+
+
+# "auto" (the analysis decides) and source.background.KINDS, spelled out here: importing the analysis would make a
+# cycle through control/ (tests/test_lab_source.py keeps the two lists equal).
+BACKGROUND_KINDS = ("auto", "transparent", "dark", "light", "flat", "scenic")
+
+
+def _background_kinds() -> list[str]:
+    return list(BACKGROUND_KINDS)
 
 
 SPECS: dict[str, Spec] = {s.name: s for s in [
@@ -48,11 +63,31 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("detect_resolution", int, "long side at which control maps are detected", 64, 2048, step=8),
     Spec("safety_checker", bool, "run the safety checker (needs its weights)"),
     Spec("transparent_backdrop", str, "backdrop for transparent sources: auto, white, black, grey or #rrggbb"),
+    Spec("background_kind", str, "the source's background kind: auto (the analysis decides) or one of the kinds, "
+                                 "when the analysis got it wrong", choices=_background_kinds),
     Spec("keep_dark_backdrop", bool, "keep dark backdrops dark instead of lifting them"),
     Spec("lighting_hints", bool, "add prompt lighting hints that follow the background kind"),
     Spec("mask_controls", bool, "zero control maps outside the subject"),
     Spec("pose_policy", str, "what to do when no person is found for the pose unit", choices=lambda: ["drop", "keep"]),
+    # Adapters (the `loras` and `embeddings` lists are checked by adapters.values; their files before any model loads)
+    Spec("lora_fuse", bool, "fuse the LoRAs into the base weights for the run (faster steps, slower switching)"),
+    Spec("ip_adapter", str, "IP-Adapter: ip-adapter_sd15, ip-adapter-plus_sd15, ip-adapter-plus-face_sd15 or a "
+                            ".safetensors path (none: off)", optional=True),
+    Spec("ip_adapter_scale", float, "IP-Adapter: how strongly the reference image steers (0: not at all)", 0.0, 2.0,
+         step=0.05),
+    Spec("ip_adapter_image", str, "IP-Adapter: reference image path (none: the prepared source)", optional=True),
+    Spec("ip_adapter_start", float, "IP-Adapter: fraction of the steps at which it starts acting", 0.0, 1.0,
+         step=0.05),
+    Spec("ip_adapter_end", float, "IP-Adapter: fraction of the steps at which it stops acting", 0.0, 1.0, step=0.05),
+    Spec("speed", str, "quality (the defaults), fast (few-step LoRA + bf16 autocast), or one lever alone: few-step "
+                       "(LCM-LoRA, 4 LCM steps, guidance 1) or bf16 (CPU autocast where native)",
+         choices=lambda: list(_speeds())),
 ]}
+ADAPTER_FIELDS = ("loras", "lora_fuse", "embeddings", "ip_adapter", "ip_adapter_scale", "ip_adapter_image",
+                  "ip_adapter_start", "ip_adapter_end")
+# The weight of one LoRA (sliders, sweep axes `lora:NAME`): the range adapters.values checks.
+LORA_WEIGHT_SPEC = Spec("lora_weight", float, "LoRA weight (0: off, 1: as trained, negative: the opposite)", -4.0,
+                        4.0, step=0.05)
 
 HIRES_UPSCALERS = ("lanczos", "latent")
 HIRES_CONTROL_MAPS = ("detect", "resize")
@@ -92,9 +127,13 @@ REFINE_SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("face_confidence", float, "face detail: detector confidence a face needs", 0.0, 1.0, step=0.05),
 ]}
 SPECS.update(REFINE_SPECS)
-# The face-detail settings clips take too (one smoothed face track per clip, so no face_max).
+# The face-detail settings clips take too (each face its own smoothed track, up to face_max).
 CLIP_FACE_FIELDS = ("face_detail", "face_boxes", "face_prompt", "face_strength", "face_steps", "face_size",
-                    "face_padding", "face_feather", "face_min_size", "face_confidence")
+                    "face_padding", "face_feather", "face_max", "face_min_size", "face_confidence")
+# The hires-fix settings clips take (a factor only; the upscaler is Lanczos on the decoded frames).
+CLIP_HIRES_FIELDS = ("hires", "hires_strength", "hires_steps", "hires_control_maps")
+# Every frame of a clip goes through the second pass at once: its long side is capped lower than a still's.
+MAX_CLIP_HIRES_SIDE = 1024
 
 
 def _tuple_boxes(settings: Any) -> None:
@@ -198,6 +237,7 @@ class SourceSettings(SettingsMixin):
     profile: str | None = None
     detect_resolution: int = 512
     transparent_backdrop: str = "auto"
+    background_kind: str = "auto"  # auto: the background analysis decides; else that kind, as the user says
     keep_dark_backdrop: bool = True
     lighting_hints: bool = True
     mask_controls: bool = False
@@ -213,9 +253,42 @@ class SourceSettings(SettingsMixin):
     face_feather: float = 0.3
     face_min_size: int = 16
     face_confidence: float = 0.5
+    # Adapters: LoRAs (name, weight) also come from <lora:NAME:W> tags in the prompt; embeddings by name or path.
+    loras: tuple[tuple[str, float], ...] = ()
+    lora_fuse: bool = False
+    embeddings: tuple[str, ...] = ()
+    ip_adapter: str | None = None
+    ip_adapter_scale: float = 0.6
+    ip_adapter_image: str | None = None
+    ip_adapter_start: float = 0.0
+    ip_adapter_end: float = 1.0
+    speed: str = "quality"  # see speed.py: what fast / few-step / bf16 change
 
     def __post_init__(self) -> None:
+        from .adapters.values import normalize_loras, normalize_names
+
         _tuple_boxes(self)
+        object.__setattr__(self, "loras", normalize_loras(self.loras))
+        object.__setattr__(self, "embeddings", normalize_names(self.embeddings))
+
+    def _check_adapters(self) -> None:
+        """Shapes and syntax of the adapter settings (the files are found and read later, still before any model)."""
+        from .adapters.tags import split_lora_tags
+        from .adapters.values import check_loras, check_names
+
+        check_loras(self.loras)
+        check_names(self.embeddings, "embeddings")
+        _, tagged = split_lora_tags(self.prompt)
+        both = sorted({name for name, _ in tagged} & {name for name, _ in self.loras})
+        if both:
+            raise SettingsError("loras", both[0], "a LoRA named either in the prompt or in loras, not both",
+                                "Give it one weight: remove its <lora:...> tag or its loras entry.")
+        if "<lora:" in self.negative_prompt.lower():
+            raise SettingsError("negative_prompt", self.negative_prompt[:60], "text without <lora:...> tags",
+                                "LoRA tags select LoRAs in the prompt only (as in A1111).")
+        if self.ip_adapter_end <= self.ip_adapter_start:
+            raise SettingsError("ip_adapter_end", self.ip_adapter_end,
+                                f"a value greater than ip_adapter_start ({self.ip_adapter_start:g})")
 
 
 SOURCE_FIELDS = tuple(f.name for f in dataclasses.fields(SourceSettings))
@@ -250,6 +323,7 @@ class StaticSettings(SourceSettings):
         if self.face_prompt is not None:
             validate_prompt(self.face_prompt, "face_prompt")
         self._check_refinements()
+        self._check_adapters()
         if self.controls is not None:
             if not isinstance(self.controls, (tuple, list)):
                 raise SettingsError("controls", self.controls, "a list of ControlUnit")
@@ -376,7 +450,7 @@ def _shared_spec(name: str) -> Spec:
 
 DEFAULT_MOTION_PROMPT = "subtle natural motion, gentle breathing, blinking, hair moving slightly in the breeze"
 # The samplers AnimateDiff is used with in practice (its own inference configs use DDIM).
-TEMPORAL_SCHEDULERS = ("ddim", "euler", "euler-a", "dpmpp-2m-karras")
+TEMPORAL_SCHEDULERS = ("ddim", "euler", "euler-a", "dpmpp-2m-karras", "lcm")
 CLIP_FITS = ("resize", "crop")
 
 
@@ -406,16 +480,20 @@ TEMPORAL_SPECS: dict[str, Spec] = {s.name: s for s in [
     _shared_spec("profile"),
     _shared_spec("detect_resolution"),
     _shared_spec("transparent_backdrop"),
+    _shared_spec("background_kind"),
     _shared_spec("keep_dark_backdrop"),
     _shared_spec("lighting_hints"),
     _shared_spec("mask_controls"),
     _shared_spec("pose_policy"),
+    *(SPECS[name] for name in ADAPTER_FIELDS if name in SPECS),
+    _shared_spec("speed"),
     Spec("every", int, "clip -> clip: keep every n-th input frame", 1, 100, step=1),
     Spec("max_frames", int, "clip -> clip: at most this many frames (none: up to 64)", 2, 64, optional=True, step=1),
     Spec("clip_fit", str, "clip -> clip: 'resize' keeps the whole frame (sides rounded to multiples of 8), "
                           "'crop' keeps the exact aspect by trimming the edges", choices=lambda: list(CLIP_FITS)),
     Spec("decode_chunk", int, "frames decoded by the VAE at once (none: the hardware plan's)", 1, 64, optional=True,
          step=1),
+    *(REFINE_SPECS[name] for name in CLIP_HIRES_FIELDS),
     *(REFINE_SPECS[name] for name in CLIP_FACE_FIELDS if name != "face_boxes"),
     Spec("face_smoothing", int, "face detail: frames over which the face box track is averaged", 1, 15, step=1),
 ]}
@@ -440,7 +518,16 @@ class TemporalSettings(SourceSettings):
     max_frames: int | None = None
     clip_fit: str = "resize"
     decode_chunk: int | None = None
+    hires: float | None = None
+    hires_strength: float = 0.35
+    hires_steps: int | None = None
+    hires_control_maps: str = "resize"  # "detect" runs the detectors on every upscaled frame
+    face_max: int = 4
     face_smoothing: int = 5
+
+    @property
+    def hires_on(self) -> bool:
+        return self.hires is not None
 
     def validated(self) -> "TemporalSettings":
         """Check every field; return self. Raises SettingsError naming the first bad setting, before any model loads."""
@@ -458,9 +545,12 @@ class TemporalSettings(SourceSettings):
         for name in ("prompt", "negative_prompt", "motion_prompt"):
             validate_prompt(getattr(self, name), name)
         self.static_settings().validated()  # controls, backdrop and the other shared settings, checked as for stills
+        self._check_hires()
         if self.face_detail:
-            if self.face_boxes is not None and len(self.face_boxes) != 1:
-                raise SettingsError("face_boxes", self.face_boxes, "one box for a clip (its face is tracked)")
+            if self.face_boxes is not None and len(self.face_boxes) > self.face_max:
+                raise SettingsError("face_boxes", self.face_boxes, f"at most face_max ({self.face_max}) boxes, one "
+                                    "per face (each is tracked through the clip)",
+                                    "Raise face_max or give fewer boxes.")
             self.face_settings().validated()
         if self.free_init:
             from .schedulers import denoise_steps
@@ -472,9 +562,21 @@ class TemporalSettings(SourceSettings):
                                     f"{passes} steps)", "Raise steps or strength, or lower free_init_iters.")
         return self
 
+    def _check_hires(self) -> None:
+        if not self.hires_on:
+            return
+        if round(self.size * self.hires) > MAX_CLIP_HIRES_SIDE:
+            raise SettingsError("hires", self.hires, f"at most {MAX_CLIP_HIRES_SIDE / self.size:.3g} with "
+                                f"size={self.size}", f"A clip's hires pass makes frames of at most "
+                                f"{MAX_CLIP_HIRES_SIDE} px on the long side: lower hires or size.")
+        steps = self.hires_steps or self.steps
+        if 0 < self.hires_strength and int(steps * self.hires_strength) < 1:
+            raise SettingsError("hires_strength", self.hires_strength,
+                                f"0 (upscale only) or at least {1 / steps:.3g} with {steps} steps")
+
     def face_settings(self) -> StaticSettings:
         """The still-image settings each frame's face-detail pass runs with (the clip's seed on every frame)."""
-        return self.static_settings().replace(scheduler=self.scheduler, face_max=1,
+        return self.static_settings().replace(scheduler=self.scheduler,
                                               **{name: getattr(self, name) for name in CLIP_FACE_FIELDS})
 
     def static_settings(self) -> StaticSettings:

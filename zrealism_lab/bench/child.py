@@ -17,6 +17,9 @@ from ..files import atomic_write_json
 from .measure import (PeakPoller, StepClock, memory_breakdown, page_in, peak_rss_bytes, read_chars, reset_peak_rss,
                       rss_bytes)
 from .overhead import source_image, static_overhead_inputs, static_settings, temporal_overhead_inputs, temporal_settings
+from .fast import child_fast_still, child_fast_toggle
+from .refine import child_refine
+from .adapters import child_adapters
 from .table import GIB
 
 CONTROL_KINDS = ("depth", "canny")  # weightless detectors: runs need no annotator checkpoints
@@ -344,7 +347,8 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 CHILD_TASKS: dict[str, Callable[[Path, dict[str, Any]], dict[str, Any]]] = {
     "write": _child_write, "static": _child_static, "temporal": _child_temporal, "clip": _child_clip,
-    "gpu": _child_gpu, "gpu-lowmem": _child_gpu_lowmem,
+    "gpu": _child_gpu, "gpu-lowmem": _child_gpu_lowmem, "refine": child_refine,
+    "fast-still": child_fast_still, "fast-toggle": child_fast_toggle, "adapters": child_adapters,
 }
 
 

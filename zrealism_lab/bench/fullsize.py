@@ -59,7 +59,7 @@ def fullsize_rows(bundle: Path | None, clip_frames: Sequence[int], on_line: Call
         on_line("  temporal engine alone: load, memory, 8-frame seconds per step ...")
         rows += _temporal_rows(run_child("temporal", folder, {"size": 256, "frames": 8, "steps": 2,
                                                               "strength": 0.5}))
-        rows += _clip_rows(folder, clip_frames, on_line)
+        rows += clip_rows(folder, clip_frames, on_line)
     return rows
 
 
@@ -112,7 +112,8 @@ def _temporal_rows(temporal: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def _clip_rows(folder: Path, clip_frames: Sequence[int], on_line: Callable[[str], None]) -> list[Row]:
+def clip_rows(folder: Path, clip_frames: Sequence[int], on_line: Callable[[str], None], section: str = SECTION
+              ) -> list[Row]:
     """Peak memory against clip length, one fresh process per point."""
     rows: list[Row] = []
     peaks: dict[int, dict[str, Any]] = {}
@@ -120,16 +121,16 @@ def _clip_rows(folder: Path, clip_frames: Sequence[int], on_line: Callable[[str]
         on_line(f"  clip length {frames} frames at 128 px (fresh process) ...")
         try:
             peaks[frames] = point = run_child("clip", folder, {"frames": frames, "size": 128})
-            rows.append(row(SECTION, f"peak RSS, {frames} frames 128 px, one step", point["peak"] / GIB, "GiB",
+            rows.append(row(section, f"peak RSS, {frames} frames 128 px, one step", point["peak"] / GIB, "GiB",
                             note=f"after loading {point['rss_loaded'] / GIB:.2f} GiB, generation adds "
                                  f"{(point['peak'] - point['rss_loaded']) / GIB:.2f} GiB; "
                                  f"{format_value(point['seconds'])} s ({stage_note(point['timings'])}); "
                                  f"context windows: {point['windows']}"))
         except Exception as exc:  # noqa: BLE001 - one failed section must not lose the others
-            rows.append(failed_row(SECTION, f"peak RSS, {frames} frames", exc))
+            rows.append(failed_row(section, f"peak RSS, {frames} frames", exc))
     if len(peaks) >= 2:
         low, high = min(peaks), max(peaks)
-        rows.append(row(SECTION, f"peak RSS {high} frames / {low} frames", peaks[high]["peak"] / peaks[low]["peak"],
+        rows.append(row(section, f"peak RSS {high} frames / {low} frames", peaks[high]["peak"] / peaks[low]["peak"],
                         "x", "<= 1.2", "context windows (FreeNoise) + window-sized chunks"))
     return rows
 

@@ -27,6 +27,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--clip-frames", default="16,32,48", help="frame counts of the clip-length memory points")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for every measurement (default: torch's choice, usually the core count)")
+    parser.add_argument("--only", choices=["refine", "fast", "adapters"], default=None,
+                        help="one section alone: 'refine' measures the full-size hires and face passes (~10 minutes); "
+                             "'fast' the fast modes: 512 px fp32 / bf16, TAESD / VAE, 48 / 16-frame memory, "
+                             "temporal overhead (~15 minutes); 'adapters' two rank-32 LoRAs: load, switch, fuse, memory, steps (~5 minutes)")
     parser.set_defaults(func=cmd_bench)
 
 
@@ -53,7 +57,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     report = run_bench(quick=args.quick, repeats=args.repeats, sizes=_int_list(args.sizes, "sizes"), gpu=args.gpu,
                        fullsize_dir=args.fullsize_dir, clip_frames=_int_list(args.clip_frames, "clip-frames"),
-                       threads=args.threads,
+                       threads=args.threads, only=args.only,
                        on_line=lambda text: print(text, file=sys.stderr, flush=True))
     print(report.to_markdown())
     if args.json:

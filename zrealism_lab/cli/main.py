@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from . import bench, demo, metrics, models, report, run, sweep
+from . import bench, demo, import_settings, metrics, models, profiles, report, run, sweep
 from .common import EXIT_USAGE, Parser, run_main
 
-COMMANDS = (run, models, demo, metrics, report, sweep, bench)
+COMMANDS = (run, models, demo, metrics, report, sweep, bench, import_settings, profiles)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,12 +30,28 @@ def cmd_models_check(args: argparse.Namespace) -> int:
     print(f"model set {models.name}:")
     for status in statuses:
         print("  " + status.line())
-    missing = [s for s in statuses if not s.present]
+    for status in statuses:
+        if status.role == "preview_vae" and not status.present:  # optional: previews fall back to linear
+            print("  preview_vae is optional: without it live previews use the linear latent projection and clips "
+                  "decode with the VAE")
+    missing = [s for s in statuses if not s.present and s.role != "preview_vae"]
     if missing:
         print(f"{len(missing)} component(s) missing. Fetch them with `zrealism models download {models.name}` on a "
               "machine with internet access, or point them at local files with --component ROLE=PATH.")
+    print(adapters_block(models))
     print(detector_line())
-    return 1 if missing else 0  # the detector package is optional: it does not fail the check
+    return 1 if missing else 0  # the detector package and the adapters are optional: they do not fail the check
+
+
+def adapters_block(models: Any) -> str:
+    """The LoRAs and embeddings found by name and the IP-Adapter files, with where more can go."""
+    from ..adapters.files import EMBEDDING_DIRS_ENV, LORA_DIRS_ENV
+    from ..adapters.inventory import adapter_inventory
+
+    lines = ["adapters (optional):"] + ["  " + entry.line() for entry in adapter_inventory(models)]
+    lines.append(f"  LoRAs and embeddings are found by name in ${LORA_DIRS_ENV} / ${EMBEDDING_DIRS_ENV} (folders "
+                 "separated by ':'); a path or hub id works too.")
+    return "\n".join(lines)
 
 
 def detector_line() -> str:

@@ -22,6 +22,8 @@ def add_parser(subparsers: Any) -> None:
     report.add_argument("--out", required=True,
                         help="folder under which the run's own folder (holding the report) is created")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
+    report.add_argument("--show-code", action="store_true",
+                        help="show the notebook's code cells in the HTML too (default: outputs only)")
     report.set_defaults(func=cmd_report)
 
     rerun = subparsers.add_parser(
@@ -47,7 +49,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         parameters["image"] = args.image
     if args.clip is not None:
         parameters["clip"] = args.clip
-    result = run_report(args.kind, parameters, args.out, progress=not args.quiet)
+    result = run_report(args.kind, parameters, args.out, progress=not args.quiet,
+                        show_code=getattr(args, "show_code", False))
     print(f"{args.kind} report ({result.seconds:.1f} s)")
     if result.run_dir is not None:
         print(f"  run folder: {result.run_dir}")

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Iterable
 
-from ..device import HardwarePlan, plan_hardware
+from ..device import HardwarePlan, apply_autocast, plan_hardware
 from ..errors import SettingsError
 from ..models.loading import ComponentStatus, load_component, locate, missing_weights_error
 from ..models.modelset import ComponentRef, ModelSet, resolve_modelset
@@ -23,9 +23,16 @@ class Engine:
     """Owns loaded components for one model set on one device."""
 
     def __init__(self, models: ModelSet | str | os.PathLike | None = "realistic-vision", *, device: str = "auto",
-                 offload: str = "auto", dtype: str | None = None, allow_pickle: bool = False) -> None:
+                 offload: str = "auto", dtype: str | None = None, allow_pickle: bool = False, autocast: str = "off",
+                 preview: str = "auto", fast_decode: bool = False) -> None:
         self.models = resolve_modelset(models)
-        self.plan: HardwarePlan = plan_hardware(device, offload, dtype)
+        self.plan: HardwarePlan = plan_hardware(device, offload, dtype, autocast=autocast, preview=preview,
+                                                fast_decode=fast_decode)
+        if (preview == "taesd" or fast_decode) and self.models.preview_vae is None:
+            raise SettingsError("preview" if preview == "taesd" else "fast_decode", preview if preview == "taesd"
+                                else fast_decode, "a model set with a tiny autoencoder (preview_vae, e.g. "
+                                "madebyollin/taesd)", "Add one with ModelSet.with_component('preview_vae', PATH), "
+                                "or use preview='auto' / 'linear' and fast_decode=False.")
         self.allow_pickle = allow_pickle
         self._components: dict[str, Any] = {}
         self._pipelines: dict[tuple, Any] = {}
@@ -35,6 +42,9 @@ class Engine:
         # One generation at a time per engine (and so per device): diffusers pipelines are not re-entrant.
         self.busy = threading.Lock()
         self._load_lock = threading.RLock()
+        from .adapters import EngineAdapters
+
+        self.adapters = EngineAdapters(self)  # LoRAs, embeddings and the IP-Adapter on the shared components
 
     # ----------------------------------------------------------------- references and preflight
     def ref(self, role: str) -> ComponentRef:
@@ -42,10 +52,20 @@ class Engine:
         if role in BASE_PARTS or role in ("scheduler", "safety_checker", "feature_extractor"):
             if role == "vae" and ms.vae is not None:
                 return ms.vae
-            return ComponentRef(role, ms.base.kind, ms.base.location, ms.base.subfolder, ms.base.config).with_subfolder(role) \
-                if ms.base.kind != "file" else ComponentRef(role, "file", ms.base.location, config=ms.base.config)
+            if ms.base.kind == "file":  # weights from the file; scheduler and tokenizer from its config (see single_file)
+                from ..models.single_file import base_file_ref
+
+                return base_file_ref(ms.base, role)
+            return ComponentRef(role, ms.base.kind, ms.base.location, ms.base.subfolder, ms.base.config).with_subfolder(role)
         if role.startswith("controlnet:"):
             return self.models.controlnet(role.split(":", 1)[1])
+        if role == "image_encoder":  # the IP-Adapter's CLIP vision model (h94/IP-Adapter: models/image_encoder)
+            if ms.ip_adapter is None:
+                raise SettingsError("ip_adapter", None, "a model set with an IP-Adapter repository")
+            return ComponentRef("image_encoder", ms.ip_adapter.kind, ms.ip_adapter.location,
+                                ms.ip_adapter.subfolder).with_subfolder("models/image_encoder")
+        if role == "preview_vae" and ms.preview_vae is not None:
+            return ms.preview_vae
         if role == "motion_adapter":
             if ms.motion_adapter is None:
                 raise SettingsError("motion_adapter", None, "a motion adapter in the model set for temporal runs")
@@ -69,6 +89,10 @@ class Engine:
             if role in self._components:
                 continue
             status = locate(self.ref(role))
+            if status.present and status.ref.kind == "file":  # a VAE given as the ControlNet fails here, not later
+                from ..models.loading import check_file_component
+
+                check_file_component(status.ref, self.allow_pickle)
             statuses.append(status)
             if not status.present and (status.ref.kind != "hub" or hub_offline()):
                 missing.append(status)
@@ -89,6 +113,8 @@ class Engine:
             if hasattr(module, "eval"):
                 module.eval()
                 module.requires_grad_(False)
+            if role == "unet" or role.startswith("controlnet:"):
+                apply_autocast(module, self.plan)
             self._components[role] = module
             self.load_seconds[role] = time.perf_counter() - start
             return module
@@ -99,15 +125,17 @@ class Engine:
 
         ref = self.ref(role)
         dtype = self.plan.torch_dtype
-        if ref.kind == "file" and role in BASE_PARTS:
-            return self._load_from_base_file(role)
+        if ref.kind == "file" and role in BASE_PARTS and ref.location == self.models.base.location:
+            return self._load_from_base_file(role)  # a VAE file of its own loads below, as any other component
         classes = {
             "unet": diffusers.UNet2DConditionModel,
             "vae": diffusers.AutoencoderKL,
             "text_encoder": transformers.CLIPTextModel,
             "tokenizer": transformers.CLIPTokenizer,
             "motion_adapter": diffusers.MotionAdapter,
+            "preview_vae": diffusers.AutoencoderTiny,
             "feature_extractor": transformers.CLIPImageProcessor,
+            "image_encoder": transformers.CLIPVisionModelWithProjection,
         }
         if role.startswith("controlnet:"):
             cls = diffusers.ControlNetModel
@@ -121,23 +149,11 @@ class Engine:
         return load_component(ref, cls, dtype=dtype, allow_pickle=self.allow_pickle)
 
     def _load_from_base_file(self, role: str) -> Any:
-        """An A1111-style single checkpoint holds the UNet, VAE and text encoder together: convert it once."""
-        import diffusers
+        """An A1111-style single checkpoint holds the UNet, VAE and text encoder together: each part is read from
+        it alone and built from the shipped SD1.5 configs (or the file's config=), with no hub call."""
+        from ..models.loading import load_file_part
 
-        from ..models.loading import check_pickle, hub_offline
-
-        ref = self.ref(role)
-        check_pickle(ref, self.allow_pickle)  # every pickle suffix (.pkl too), as for any other single file
-        # Without a config, diffusers fetches the SD1.5 config from the hub (from the cache when it is there).
-        pipe = diffusers.StableDiffusionPipeline.from_single_file(
-            ref.location, config=ref.config, torch_dtype=self.plan.torch_dtype, safety_checker=None,
-            local_files_only=hub_offline() or ref.config is not None)
-        for part in BASE_PARTS:
-            if part == "vae" and self.models.vae is not None:
-                continue
-            self._components.setdefault(part, getattr(pipe, part))
-        self._scheduler_config = dict(pipe.scheduler.config)
-        return getattr(pipe, role)
+        return load_file_part(self.ref(role), role, dtype=self.plan.torch_dtype, allow_pickle=self.allow_pickle)
 
     def scheduler_config(self) -> dict[str, Any]:
         if self._scheduler_config is None:
@@ -217,14 +233,44 @@ class Engine:
 
         with self._load_lock:
             if self._motion_unet is None:
-                self._motion_unet = build_shared_motion_unet(self.component("unet"), self.component("motion_adapter"))
+                self._motion_unet = apply_autocast(
+                    build_shared_motion_unet(self.component("unet"), self.component("motion_adapter")), self.plan)
             return self._motion_unet
+
+    @property
+    def load_lock(self) -> threading.RLock:
+        """Held while components load or adapters change the shared modules."""
+        return self._load_lock
+
+    def reshare_motion_unet(self) -> None:
+        """After adapters changed the 2D UNet's top-level modules, let the motion UNet (if built) use them too."""
+        from .sharing import reshare_top_level
+
+        if self._motion_unet is not None:
+            reshare_top_level(self._motion_unet, self.component("unet"))
 
     def pipelines(self) -> dict[tuple, Any]:
         """The pipelines built so far, by (kind, control kinds ...): a copy, for inspection."""
         return dict(self._pipelines)
 
+    def preview_kind(self) -> str:
+        """What draws live previews: "taesd" (the model set's tiny autoencoder) or "linear". In "auto" mode the
+        tiny autoencoder is used only when it is on disk already: a preview never downloads or fails a run."""
+        mode, ref = self.plan.preview, self.models.preview_vae
+        if mode == "linear" or ref is None:
+            return "linear"
+        return "taesd" if mode == "taesd" or "preview_vae" in self._components or locate(ref).present else "linear"
+
+    def _attach_decoders(self, pipe: Any) -> None:
+        """The tiny autoencoder, where the plan wants it, for this pipeline's previews and fast clip decode."""
+        from ..progress import set_preview_decoder
+        from .animatediff import set_fast_decoder
+
+        set_preview_decoder(pipe, self.component("preview_vae") if self.preview_kind() == "taesd" else None)
+        set_fast_decoder(pipe, self.component("preview_vae") if self.plan.fast_decode else None)
+
     def _apply_plan(self, pipe: Any) -> None:
+        self._attach_decoders(pipe)
         plan = self.plan
         if plan.offload == "model":
             pipe.enable_model_cpu_offload()
@@ -258,7 +304,8 @@ class Engine:
             # else: its weights are a module's offloaded just before (the adapter's motion modules in the motion UNet)
 
     def describe(self) -> dict[str, Any]:
-        return {"models": self.models.to_dict(), "hardware": self.plan.to_dict(), "loaded": self.loaded_roles(),
+        return {"models": self.models.to_dict(), "hardware": self.plan.to_dict(), "preview": self.preview_kind(),
+                "loaded": self.loaded_roles(),
                 "load_seconds": {k: round(v, 3) for k, v in self.load_seconds.items()}}
 
 
@@ -302,19 +349,22 @@ def local_weights_fingerprint(modelset: ModelSet) -> tuple:
 
 
 def get_engine(models: ModelSet | str | os.PathLike | None = "realistic-vision", *, device: str = "auto",
-               offload: str = "auto", dtype: str | None = None, allow_pickle: bool = False) -> Engine:
-    """The session's engine for a model set and device: a second run with the same model set loads nothing."""
+               offload: str = "auto", dtype: str | None = None, allow_pickle: bool = False, autocast: str = "off",
+               preview: str = "auto", fast_decode: bool = False) -> Engine:
+    """The session's engine for a model set and device: a second run with the same model set loads nothing.
+    ``autocast``, ``preview`` and ``fast_decode``: the speed switches of ``device.plan_hardware``."""
     modelset = resolve_modelset(models)
     # Keyed by what is loaded where: 'auto' and the device it resolves to are one engine (two would load every
     # weight twice on one GPU), and the default units are part of the model set even though to_dict omits them.
-    plan = plan_hardware(device, offload, dtype)
+    plan = plan_hardware(device, offload, dtype, autocast=autocast, preview=preview, fast_decode=fast_decode)
     key = (repr(modelset.to_dict()), repr(modelset.default_controls), plan.device, plan.offload, plan.dtype,
-           allow_pickle)
+           allow_pickle, plan.autocast, plan.preview, plan.fast_decode)
     fingerprint = local_weights_fingerprint(modelset)
     with _ENGINES_LOCK:
         cached = _ENGINES.get(key)
         if cached is None or cached[0] != fingerprint:  # a changed file replaces the stale engine (and frees it)
             cached = (fingerprint, Engine(modelset, device=device, offload=offload, dtype=dtype,
-                                          allow_pickle=allow_pickle))
+                                          allow_pickle=allow_pickle, autocast=autocast, preview=preview,
+                                          fast_decode=fast_decode))
             _ENGINES[key] = cached
         return cached[1]

@@ -67,6 +67,18 @@ def build_shared_motion_unet(unet: Any, adapter: Any) -> Any:
     return model
 
 
+def reshare_top_level(model: Any, unet: Any) -> None:
+    """Point the motion UNet's top-level modules at the 2D UNet's again, after something replaced one there (peft
+    wraps conv_in for a LoRA that trains it; an IP-Adapter sets or removes encoder_hid_proj), and follow the 2D UNet's
+    encoder_hid_dim_type, which tells the forward pass to project image embeddings."""
+    for name in _TOP_LEVEL:
+        if hasattr(unet, name) and getattr(model, name, None) is not getattr(unet, name):
+            setattr(model, name, getattr(unet, name))
+    hid_type = unet.config.get("encoder_hid_dim_type")
+    if model.config.get("encoder_hid_dim_type") != hid_type:
+        model.register_to_config(encoder_hid_dim_type=hid_type)
+
+
 def _put(parent: Any, name: str, module: Any, label: str) -> None:
     skeleton = getattr(parent, name, None)
     _check_shapes(skeleton, module, label)
@@ -103,11 +115,20 @@ def _check_shapes(skeleton: Any, module: Any, label: str) -> None:
             raise SettingsError("motion_adapter", label, "a module where the motion UNet expects one")
         return
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    actual = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    actual = {_base_key(k): tuple(v.shape) for k, v in module.state_dict().items() if not _adapter_key(k)}
     if expected != actual:
         diff = sorted(set(expected.items()) ^ set(actual.items()))[:2]
         raise SettingsError("motion_adapter", label, "weights shaped like the base model's architecture",
                             f"First differences: {diff}")
+
+
+def _adapter_key(key: str) -> bool:
+    """A LoRA's own tensors in a peft-wrapped module (the base weights are compared, not the adapters')."""
+    return ".lora_" in key or key.startswith("lora_") or ".lora_magnitude_vector" in key
+
+
+def _base_key(key: str) -> str:
+    return key.replace(".base_layer.", ".").removeprefix("base_layer.")
 
 
 def shared_storage(a: Any, b: Any) -> dict[str, int]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from ..adapters.tags import split_lora_tags
 from ..errors import CancelledError
 from ..progress import CancelToken, ProgressCallback, StepReporter
 from ..settings import FACE_WORDS, ControlUnit, StaticSettings, check_box
@@ -153,7 +154,7 @@ def refine_faces(image: Image.Image, settings: StaticSettings, engine: Engine, *
 
     start = time.perf_counter()
     image = image.convert("RGB")
-    base_prompt = prompt if prompt is not None else settings.prompt
+    base_prompt = prompt if prompt is not None else split_lora_tags(settings.prompt)[0]
     face_prompt = settings.face_prompt if settings.face_prompt is not None else default_face_prompt(base_prompt)
     steps = settings.face_steps or settings.steps
     faces, notes = find_faces(image, settings)
@@ -196,7 +197,7 @@ def refine_faces(image: Image.Image, settings: StaticSettings, engine: Engine, *
                         **control_arguments(units), width=gen[0], height=gen[1])
         with engine.busy, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
-            regenerated = pipe(**call).images[0]
+            regenerated = pipe(**call, **engine.adapters.call_kwargs()).images[0]
         if reporter.interrupted:
             raise CancelledError(f"cancelled after {reporter.done} of {denoise} steps of face {index}")
         patch = regenerated.resize(before.size, Image.LANCZOS)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from ..errors import CancelledError
 from ..progress import CancelToken, ProgressCallback, StepReporter
-from ..settings import StaticSettings
+from ..settings import StaticSettings, TemporalSettings
 from .calls import control_arguments
 
 if TYPE_CHECKING:
@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 TILING_LONG_SIDE = 1024
 
 
-def hires_size(settings: StaticSettings, first_size: tuple[int, int]) -> tuple[int, int]:
-    """The second pass's (width, height): the first size scaled by ``hires`` or to ``hires_size`` on the long side,
-    keeping the aspect, both sides multiples of 8 (the VAE's scale factor)."""
+def hires_size(settings: StaticSettings | TemporalSettings, first_size: tuple[int, int]) -> tuple[int, int]:
+    """The second pass's (width, height): the first size scaled by ``hires`` or to ``hires_size`` on the long side
+    (stills only), keeping the aspect, both sides multiples of 8 (the VAE's scale factor)."""
     width, height = first_size
-    long_side = settings.hires_size if settings.hires_size is not None else round(max(first_size) * settings.hires)
+    target = getattr(settings, "hires_size", None)
+    long_side = target if target is not None else round(max(first_size) * settings.hires)
     scale = long_side / max(width, height)
     return max(8, round(width * scale / 8) * 8), max(8, round(height * scale / 8) * 8)
 
@@ -158,7 +159,7 @@ def run_hires(pipe: Any, context: SourceContext, settings: StaticSettings, engin
                             width=size[0], height=size[1])
             with engine.busy, warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=FutureWarning)
-                image = pipe(**call).images[0]
+                image = pipe(**call, **engine.adapters.call_kwargs()).images[0]
             if reporter.interrupted:
                 raise CancelledError(f"cancelled after {reporter.done} of {denoise} hires steps")
     return HiresResult(image, first, maps, settings.hires_upscaler, settings.hires_strength, steps, denoise,

@@ -189,7 +189,17 @@ def _recorded_hardware(record: dict[str, Any], notes: list[str]) -> dict[str, An
         notes.append(f"the run used {recorded.get('device')}, which this machine lacks: running on the best device "
                      "here, so the pixels may differ slightly (numerical kernels differ between devices)")
         return {"device": "auto", "offload": "auto", "dtype": None}
-    return {"device": device, "offload": recorded.get("offload", "auto"), "dtype": recorded.get("dtype")}
+    hardware = {"device": device, "offload": recorded.get("offload", "auto"), "dtype": recorded.get("dtype"),
+                "fast_decode": bool(recorded.get("fast_decode", False))}
+    if recorded.get("autocast"):  # the same bf16 autocast, for the same pixels, where this CPU has native bf16
+        from ..device import cpu_bf16_support
+
+        native = device == "cpu" and cpu_bf16_support() is not None
+        hardware["autocast"] = "bf16" if native else "off"
+        if not native:
+            notes.append("the run used CPU bf16 autocast, which this machine cannot run natively: running in fp32, "
+                         "so the pixels may differ slightly")
+    return hardware
 
 
 def check_weights(engine: Any, record: dict[str, Any]) -> list[str]:
@@ -198,7 +208,23 @@ def check_weights(engine: Any, record: dict[str, Any]) -> list[str]:
 
     recorded = record.get("model_hashes") or {}
     current = model_hashes(engine, list(recorded))
-    return compare_model_hashes(recorded, current)
+    return compare_model_hashes(recorded, current) + check_adapter_files(record)
+
+
+def check_adapter_files(record: dict[str, Any]) -> list[str]:
+    """Lines naming each LoRA, embedding or IP-Adapter file that is gone or whose sha256 differs from the record."""
+    adapters = record.get("adapters") or {}
+    entries = [*adapters.get("loras", ()), *adapters.get("embeddings", ()),
+               *([adapters["ip_adapter"]] if adapters.get("ip_adapter") else [])]
+    lines = []
+    for entry in entries:
+        path = Path(entry.get("path", ""))
+        label = entry.get("name") or entry.get("token") or path.name
+        if not path.is_file():
+            lines.append(f"adapter {label}: {path} is gone")
+        elif sha256_file(path) != entry.get("sha256"):
+            lines.append(f"adapter {label}: {path} changed (sha256 {entry.get('sha256', '')[:12]}... recorded)")
+    return lines
 
 
 def rerun(record_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, engine: Any = None,

@@ -19,3 +19,5 @@ class RunResult:
     engine: dict[str, Any]  # Engine.describe(): model set, hardware plan, loaded components
     run_dir: Path | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    adapters: dict[str, Any] = field(default_factory=dict)  # AdapterPlan.to_record(): LoRAs, embeddings, IP-Adapter
+    speed: dict[str, Any] = field(default_factory=dict)  # SpeedPlan.to_dict(): the mode and what it changed

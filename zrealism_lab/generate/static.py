@@ -89,22 +89,31 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
     from ..colour import anchor_colours
     from ..source.intake import validate_image_path
     from ..files import check_output_root
+    from ..adapters.plan import resolve_adapters
     from ..records import RunWriter, recorded
+    from ..device import run_autocast
+    from ..speed import apply_speed
 
-    settings = StaticSettings.coerce(settings).validated()
+    from ..profiles import apply_profile_strength
+    from ..source.samples import resolve_source
+
+    settings = apply_profile_strength(StaticSettings.coerce(settings).validated()).validated()  # as it runs
+    source = resolve_source(source)  # "sample:NAME" as on the command line
     if isinstance(source, (str, os.PathLike)):
         validate_image_path(source)
     if out_dir is not None:
         check_output_root(out_dir)
     engine = engine or get_engine(models, device=device, offload=offload)
+    settings, speed = apply_speed(settings, engine.models, engine.plan.device)  # the settings the mode runs with
     check_named_settings(settings, engine)
+    adapters = resolve_adapters(settings, engine.models, allow_pickle=engine.allow_pickle)
     total_start = time.perf_counter()
     # Everything that can fail on the user's input (decoding the source, sizes, control maps, the weights on disk)
     # happens before the run folder exists: a folder is made only for a run that starts generating.
     context = understand_source(source, settings, engine)
     check_refinements(settings, context.prepared.size)
     timings = dict(context.timings)
-    notes = list(context.warnings)
+    notes = list(context.warnings) + list(speed.notes)
     kinds = tuple(u.kind for u in context.units)
     t = time.perf_counter()
     emit(on_step, "load", 0, 1, t)
@@ -113,11 +122,12 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
     timings["load"] = time.perf_counter() - t
 
     writer = RunWriter.create(out_dir, "static") if out_dir is not None else None
-    with recorded(writer, settings=settings, engine=engine):
+    with recorded(writer, settings=settings, engine=engine), run_autocast(speed.autocast):
         from ..prompts import prepare_prompts
         from ..schedulers import make_scheduler
 
         pipe.scheduler = make_scheduler(settings.scheduler, engine.scheduler_config(), seed=settings.seed)
+        engine.adapters.begin_run(adapters, context.prepared.image, settings.cfg)
         prompts = prepare_prompts(pipe, context.prompt, context.negative_prompt)
         notes += prompts.warnings
         prompt_kwargs = prompts.pipeline_kwargs()
@@ -125,7 +135,9 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
         reporter = StepReporter(denoise_steps, on_step, cancel, preview_every)
         call = pipeline_arguments(context, settings, prompt_kwargs)
         call.update(generator=torch.Generator("cpu").manual_seed(settings.seed), callback_on_step_end=reporter,
-                    callback_on_step_end_tensor_inputs=["latents"])
+                    callback_on_step_end_tensor_inputs=["latents"], **engine.adapters.call_kwargs())
+        if adapters.ip_adapter is not None:
+            reporter.hooks.append(engine.adapters.ip_adapter_schedule(adapters.ip_adapter, denoise_steps))
         if wants_latents(settings):
             call["output_type"] = "latent"
         t = time.perf_counter()
@@ -136,6 +148,7 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
         if reporter.interrupted:
             raise CancelledError(f"cancelled after {reporter.done} of {denoise_steps} denoising steps")
         latents = output.images if wants_latents(settings) else None
+        emit(on_step, "decode", 0, 1, time.perf_counter())  # the stages after denoising, for progress lines
         raw = decode_latents(pipe, latents) if latents is not None else output.images[0]
         flagged = getattr(output, "nsfw_content_detected", None)
         if flagged and any(flagged):
@@ -147,6 +160,7 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
         notes += refined.notes
 
         t = time.perf_counter()
+        emit(on_step, "colour", 0, 1, t)
         colour = anchor_colours(raw, context.prepared.image, method=settings.colour_method,
                                 strength=settings.colour_strength,
                                 mask=context.prepared.mask if settings.colour_mask else None)
@@ -157,6 +171,7 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
             from ..metrics import evaluate_pair
 
             t = time.perf_counter()
+            emit(on_step, "metrics", 0, 1, t)
             # At the first pass's size, where the control maps that adherence compares against were made.
             judged = colour.image if colour.image.size == context.prepared.size else colour.image.resize(
                 context.prepared.size, Image.LANCZOS)
@@ -166,7 +181,8 @@ def run_static(source: Any, settings: StaticSettings | None = None, *, models: A
         timings["total"] = time.perf_counter() - total_start
         result = StaticResult(colour.image, raw, context, settings, colour, hires=refined.hires, faces=refined.faces,
                               metrics=metrics, status="completed", timings=timings, warnings=notes,
-                              engine=engine.describe())
+                              engine=engine.describe(), adapters=adapters.to_record(), speed=speed.to_dict())
         if writer is not None:
+            emit(on_step, "record", 0, 1, time.perf_counter())
             writer.publish(result, engine)
         return result

@@ -26,6 +26,9 @@ from ..progress import CancelToken, ProgressCallback, StepReporter, emit
 from ..schedulers import denoise_steps
 from ..settings import TemporalSettings
 from ..source.context import check_named_settings
+from ..adapters.plan import resolve_adapters
+from ..device import run_autocast
+from ..speed import apply_speed
 from .calls import control_arguments
 from .result import RunResult
 from .static import StaticResult
@@ -35,6 +38,7 @@ from .temporal_inputs import (SampledClip, TemporalInputs, inputs_from_clip, inp
 if TYPE_CHECKING:
     from ..colour import AnchorResult
     from ..metrics import MetricReport
+    from .clip_hires import ClipHiresResult
     from .face_track import ClipFaceResult
 
 
@@ -48,6 +52,7 @@ class TemporalResult(RunResult):
     colour: list[AnchorResult]  # one per frame
     generation: dict[str, Any]  # what actually ran: steps, windows, chunks, scheduler
     faces: ClipFaceResult | None = None  # the face-detail pass, when asked for (ran or skipped)
+    hires: ClipHiresResult | None = None  # the hires pass, when asked for (its .first: the first-pass frames)
 
     @property
     def mode(self) -> Literal["still", "clip"]:
@@ -110,6 +115,8 @@ def _colour_anchor(raw: list[Image.Image], inputs: TemporalInputs, settings: Tem
 def _evaluate(frames: list[Image.Image], inputs: TemporalInputs) -> MetricReport:
     from ..metrics import evaluate_clip
 
+    if frames[0].size != inputs.size:  # after a hires pass: judged at the input size, where masks and reference are
+        frames = [frame.resize(inputs.size, Image.LANCZOS) for frame in frames]
     mask = None
     if inputs.masks:
         mask = inputs.masks[0] if inputs.mode == "still" else np.stack(inputs.masks)
@@ -139,6 +146,9 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
     if (source is None) == (clip is None):
         raise SettingsError("source/clip", "both" if source is not None else "neither",
                             "exactly one: a still (StaticResult, image or image path) or an input clip")
+    from ..source.samples import resolve_source
+
+    source = resolve_source(source)  # "sample:NAME" as on the command line
     if isinstance(source, (str, os.PathLike)):
         validate_image_path(source)
     if clip is not None and not isinstance(clip, Clip):
@@ -149,7 +159,9 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
     if out_dir is not None:
         check_output_root(out_dir)
     engine = engine or _engine_for(source, models, device, offload)
+    settings, speed = apply_speed(settings, engine.models, engine.plan.device)  # the settings the mode runs with
     _check_named_settings(settings, source, engine)
+    adapters = resolve_adapters(settings, engine.models, allow_pickle=engine.allow_pickle)
     total_start = time.perf_counter()
     # Inputs, control maps and the pipeline come before the run folder: a folder is made only for a run that starts
     # generating, so a bad input or missing weights leave nothing behind.
@@ -160,13 +172,21 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
     else:
         inputs = inputs_from_source(source, settings, engine)
     timings = dict(inputs.timings)
-    notes = list(inputs.notes)
+    notes = list(inputs.notes) + list(speed.notes)
     kinds = tuple(u.kind for u in inputs.units)
-    if settings.face_detail and settings.face_boxes:  # in frame pixels: known once the inputs are sized
+    if settings.face_detail and settings.face_boxes:  # in output frame pixels: known once the inputs are sized
         from ..settings import check_box
+        from .clip_hires import clip_hires_size
 
-        check_box(settings.face_boxes[0], inputs.size)
+        final = clip_hires_size(settings, inputs.size) if settings.hires_on else inputs.size
+        for box in settings.face_boxes:
+            check_box(box, final)
     n_frames = len(inputs.frames)
+    if inputs.mode == "clip" and settings.frames != n_frames:  # the clip decides: record what ran, not the request
+        if settings.frames != TemporalSettings().frames:
+            notes.append(f"frames={settings.frames} applies to still -> clip runs; this clip -> clip run made the "
+                         f"{n_frames} frames the input clip gives (every, max_frames choose them), and is recorded so")
+        settings = settings.replace(frames=n_frames)
 
     t = time.perf_counter()
     emit(on_step, "load", 0, 1, t)
@@ -179,7 +199,7 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
                             f"at most {adapter_window}, the longest clip this motion adapter was trained on")
 
     writer = RunWriter.create(out_dir, "temporal") if out_dir is not None else None
-    with recorded(writer, settings=settings, engine=engine):
+    with recorded(writer, settings=settings, engine=engine), run_autocast(speed.autocast):
         from ..prompts import prepare_prompts
         from ..schedulers import make_scheduler
 
@@ -187,6 +207,9 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
                                         seed=settings.seed)
         long_clip = set_free_noise(pipe, n_frames, settings)
         set_free_init(pipe, settings)
+        # The IP-Adapter's reference: the still the clip is anchored to, or the clip's first frame.
+        engine.adapters.begin_run(adapters, inputs.still if inputs.still is not None else inputs.frames[0],
+                                  settings.cfg)
         prompts = prepare_prompts(pipe, inputs.prompt, inputs.negative_prompt)
         notes += prompts.warnings
         prompt_kwargs = prompts.pipeline_kwargs()
@@ -204,7 +227,9 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
             strength=settings.strength, guidance_scale=settings.cfg,
             generator=torch.Generator("cpu").manual_seed(settings.seed), output_type="latent",
             callback_on_step_end=_RunningCount(reporter), callback_on_step_end_tensor_inputs=["latents"],
-            decode_chunk_size=decode_chunk, **prompt_kwargs)
+            decode_chunk_size=decode_chunk, **prompt_kwargs, **engine.adapters.call_kwargs())
+        if adapters.ip_adapter is not None:
+            reporter.hooks.append(engine.adapters.ip_adapter_schedule(adapters.ip_adapter, reporter.total))
         if kinds:
             call.update(conditioning_frames=[inputs.control_frames[k] for k in kinds],
                         **control_arguments(inputs.units))
@@ -220,6 +245,16 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
             raw = decode_video_latents(pipe, latents, decode_chunk, on_step, cancel)
             timings["decode"] = time.perf_counter() - t
 
+        hires, control_frames = None, inputs.control_frames
+        if settings.hires_on:
+            from .clip_hires import run_clip_hires
+
+            hires = run_clip_hires(pipe, inputs, settings, engine, raw, prompt_kwargs, long_clip=long_clip,
+                                   decode_chunk=decode_chunk, on_step=on_step, cancel=cancel,
+                                   preview_every=preview_every)
+            raw, control_frames = hires.frames, hires.control_frames
+            timings["hires"] = hires.seconds
+            notes += hires.notes
         faces = None
         if settings.face_detail:
             from .face_track import refine_clip_faces
@@ -227,7 +262,7 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
             unrefined = raw
             faces = refine_clip_faces(raw, settings.face_settings(), engine, window=settings.face_smoothing,
                                       prompt=inputs.prompt, negative_prompt=inputs.negative_prompt,
-                                      units=inputs.units, control_frames=inputs.control_frames, on_step=on_step,
+                                      units=inputs.units, control_frames=control_frames, on_step=on_step,
                                       cancel=cancel)
             raw = faces.frames
             timings["face_detail"] = faces.seconds
@@ -258,8 +293,8 @@ def run_temporal(source: Any = None, settings: TemporalSettings | None = None, *
             "motion_adapter_window": adapter_window, "offload": engine.plan.offload,
         }
         result = TemporalResult(frames, raw, inputs.fps, inputs, settings, colour, generation, faces=faces,
-                                metrics=metrics, status="completed", timings=timings, warnings=notes,
-                                engine=engine.describe())
+                                hires=hires, metrics=metrics, status="completed", timings=timings, warnings=notes,
+                                engine=engine.describe(), adapters=adapters.to_record(), speed=speed.to_dict())
         if writer is not None:
             writer.publish(result, engine)
         return result

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..adapters.tags import split_lora_tags
 from ..engine import Engine
 from ..errors import IntakeError
 from ..progress import ProgressCallback, emit
@@ -181,7 +182,7 @@ def inputs_from_clip(clip: Any, settings: TemporalSettings, engine: Engine,
                               "from": "each input frame"}
         kept.append(unit)
     timings["controls"] = time.perf_counter() - t
-    prompt = join_fragments([build_prompt(settings.prompt, [], profile), settings.motion_prompt])
+    prompt = join_fragments([build_prompt(split_lora_tags(settings.prompt)[0], [], profile), settings.motion_prompt])
     negative = build_negative_prompt(settings.negative_prompt, profile)
     fps = float(settings.fps) if settings.fps else min(60.0, max(1.0, decoded.fps))
     return TemporalInputs("clip", frames, maps, tuple(kept), prompt, negative, frames, masks, fps,

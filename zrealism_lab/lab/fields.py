@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 import ipywidgets as w
 
 from ..spec import Spec
-from .state import check_field
+from .state import check_field, parse_number
 
 LABEL_WIDTH = "150px"
 
@@ -39,7 +39,8 @@ def input_for(spec: Spec, value: Any, *, kind: str = "auto", options: Sequence[A
         return w.Dropdown(options=choices, value=value)
     if spec.optional and spec.kind in (int, float):
         # Text, not IntText: an optional number must be able to be empty ("auto")
-        return w.Text(value="" if value is None else str(value), placeholder="auto")
+        return w.Text(value="" if value is None else str(value), placeholder="auto",
+                      layout=w.Layout(width="140px"))
     if spec.kind is str:
         if kind == "textarea":
             return w.Textarea(value=value or "", rows=3, layout=w.Layout(width="100%"))
@@ -51,11 +52,9 @@ def input_for(spec: Spec, value: Any, *, kind: str = "auto", options: Sequence[A
         return w.FloatSlider(value=float(value), min=float(spec.minimum), max=float(spec.maximum),
                              step=float(spec.step or 0.01), continuous_update=False,
                              readout_format=f".{_decimals(spec.step)}f")
-    # Free-entry numbers (not bounded widgets): a bounded widget silently clamps what was typed, and the user would
-    # never learn that the value was out of range; here the spec's message says so next to the field.
-    if spec.kind is int:
-        return w.IntText(value=int(value), step=int(spec.step or 1))
-    return w.FloatText(value=float(value), step=float(spec.step or 0.1))
+    # Free-entry numbers in Text boxes (not IntText/FloatText, not bounded widgets): IntText drops the '.' of "3.7"
+    # and gives 37, a bounded widget clamps; here what was typed is kept and the message says what is wrong.
+    return w.Text(value=str(value), layout=w.Layout(width="140px"))
 
 
 class SpecField:
@@ -73,9 +72,11 @@ class SpecField:
         if css:
             self.input.add_class(css)
         name = label if label is not None else spec.name.replace("_", " ")
+        self.label = name
         self.row = w.HBox([_label(name, f"{spec.help} ({spec.allowed()})"), self.input, *extra, self.message],
-                          layout=w.Layout(align_items="center"))
+                          layout=w.Layout(align_items="center", flex_flow="row wrap"))
         self._extra_check: Callable[[Any], str | None] | None = None
+        self._note: Callable[[Any], str | None] | None = None
         self.input.observe(lambda change: self.validate(), names="value")
 
     @property
@@ -84,10 +85,7 @@ class SpecField:
         if self.spec.optional and (value is None or str(value).strip() == ""):
             return None
         if self.spec.kind in (int, float) and isinstance(value, str):
-            try:
-                return self.spec.kind(value.strip())
-            except ValueError:
-                return value  # the spec's check says what is expected
+            return parse_number(self.spec, value)[0]  # the text itself when it is no number: validate() says why
         return value
 
     @value.setter
@@ -102,11 +100,24 @@ class SpecField:
 
     def validate(self) -> str | None:
         """Check the current value; show and return the message (None when fine)."""
-        problem = check_field(self.spec, self.value)
+        problem = None
+        if self.spec.kind in (int, float) and isinstance(self.input.value, str):
+            problem = parse_number(self.spec, self.input.value)[1]
+        problem = problem or check_field(self.spec, self.value)
         if problem is None and self._extra_check is not None:
             problem = self._extra_check(self.value)
         self.show(problem)
         return problem
 
+    def set_note(self, note: Callable[[Any], str | None]) -> None:
+        """A remark shown beside a valid value (what a size becomes, say); never an error."""
+        self._note = note
+        self.validate()
+
     def show(self, problem: str | None) -> None:
-        self.message.value = "" if not problem else f'<span class="zr-invalid" style="color:#b00020">⚠ {_escape(problem)}</span>'
+        if problem:
+            problem = problem.replace("(or none)", "(or empty for auto)")  # the box's placeholder says "auto"
+            self.message.value = f'<span class="zr-invalid zr-msg-error">⚠ {_escape(problem)}</span>'
+            return
+        note = self._note(self.value) if self._note is not None else None
+        self.message.value = f'<span class="zr-field-note">{_escape(note)}</span>' if note else ""

@@ -6,6 +6,7 @@ Nothing here imports ipywidgets, so every rule the widgets follow is tested from
 from __future__ import annotations
 
 import enum
+import re
 import threading
 import time
 import traceback
@@ -140,7 +141,11 @@ def format_seconds(seconds: float | None) -> str:
 
 
 _STAGE_WORDS = {"denoise": "denoising step", "decode": "decoding", "load": "loading model",
-                "controls": "control maps"}
+                "controls": "control maps", "colour": "anchoring colours", "metrics": "measuring",
+                "record": "saving the run folder", "report": "writing the report"}
+
+
+AFTER_DENOISE = ("decode", "colour", "metrics", "record")
 
 
 @dataclass(frozen=True)
@@ -156,14 +161,30 @@ class ProgressView:
     def fraction(self) -> float:
         return min(1.0, self.step / self.total) if self.total else 0.0
 
+    @property
+    def marker(self) -> bool:
+        """A stage after denoising starting (decoding, anchoring colours, measuring, saving): the bar stays full,
+        only the label changes."""
+        return self.stage in AFTER_DENOISE and self.step == 0 and self.total == 1
+
+    @property
+    def indeterminate(self) -> bool:
+        """A stage of unknown length (a report): the bar moves without a fraction, the label counts time."""
+        return self.total <= 0
+
 
 def progress_view(event: Any) -> ProgressView:
-    """Wording for a progress.StepEvent: "denoising step 3/6 · 0.4 s elapsed · ETA 0.8 s"."""
+    """Wording for a progress.StepEvent: "denoising step 3/6 · 0.4 s elapsed · ETA 0.8 s"; a stage marker
+    (step 0 of 1: decode, colour, metrics, record) reads "decoding ..."; total 0 is a stage of unknown length."""
     stage, step, total = str(event.stage), int(event.step), int(event.total)
     if stage == "load":
         text = "loading model ..." if step < total else "model loaded"
         return ProgressView(stage, step, total, text)
     word = _STAGE_WORDS.get(stage, stage)
+    if total <= 0:
+        return ProgressView(stage, 0, 0, f"{word} · {format_seconds(event.elapsed)} elapsed")
+    if step == 0 and total == 1:
+        return ProgressView(stage, step, total, f"{word} ...")
     parts = [f"{word} {step}/{total}", f"{format_seconds(event.elapsed)} elapsed"]
     if step < total:
         parts.append(f"ETA {format_seconds(event.eta)}")
@@ -202,6 +223,44 @@ def check_field(spec: Spec, value: Any) -> str | None:
     except ZRealismError as exc:
         return f"expected {getattr(exc, 'allowed', spec.allowed())}"
     return None
+
+
+_WHOLE = re.compile(r"\s*[+-]?\d+\s*")
+
+
+def parse_number(spec: Spec, text: Any) -> tuple[Any, str | None]:
+    """A number typed into a text box: (the value, None), or (the text, what is wrong with it). Whole-number settings
+    take digits only, so "3.7" and "1e3" are refused with a message instead of becoming 37 or 13."""
+    if not isinstance(text, str):
+        return text, None
+    stripped = text.strip()
+    if spec.optional and stripped == "":
+        return None, None
+    if spec.kind is int:
+        if not _WHOLE.fullmatch(stripped):
+            return text, f"'{stripped}' is not a whole number: expected {spec.allowed()}"
+        return int(stripped), None
+    try:
+        return float(stripped), None
+    except ValueError:
+        return text, f"'{stripped}' is not a number: expected {spec.allowed()}"
+
+
+def size_note(size: Any, source_size: tuple[int, int] | None = None) -> str | None:
+    """What a long side becomes: sides are floored to multiples of 8 ("100 -> 96 px"), and with the source's
+    size known, the output's size ("96x48 px")."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 64:
+        return None
+    if source_size is not None:
+        from ..source.preparation import fit_size
+        from ..errors import SettingsError
+
+        try:
+            width, height = fit_size(int(source_size[0]), int(source_size[1]), size)
+        except SettingsError:
+            return None  # the preflight says why
+        return f"output {width}×{height} px" + (" (sides are multiples of 8)" if size % 8 else "")
+    return f"{size} → {size // 8 * 8} px (sides are multiples of 8)" if size % 8 else None
 
 
 def check_unit_range(start: float, end: float) -> str | None:
@@ -249,6 +308,18 @@ def summarize_error(exc: BaseException) -> ErrorReport:
     return ErrorReport(title, message, details)
 
 
+def plain_message(exc: BaseException) -> str:
+    """A user-facing sentence: a bad setting reads "frames 500 is not allowed: expected ...", not the library's
+    "setting 'frames' = 500"; anything else is its short summary."""
+    from ..errors import SettingsError
+
+    if isinstance(exc, SettingsError):
+        hint = str(exc).split(f"expected {exc.allowed}.", 1)[-1].strip()
+        name = str(exc.name).replace("_", " ")
+        return f"{name} {exc.value!r} is not allowed: expected {exc.allowed}." + (f" {hint}" if hint else "")
+    return summarize_error(exc).short
+
+
 # ------------------------------------------------------------------------------------------------ history
 
 
@@ -266,6 +337,8 @@ class HistoryEntry:
     folder: Any = None  # the run folder when there is no result object (a cancelled or failed run's record)
     kind: str = "static"  # static (a still) or temporal (a clip)
     started: float = field(default_factory=time.time)
+    record: Any = None  # the run folder's record, for runs read back from disk
+    from_disk: bool = False  # read from a run folder (an earlier session), not run in this one
 
     @property
     def label(self) -> str:
@@ -273,10 +346,17 @@ class HistoryEntry:
         parts = [f"#{self.number}", self.status if self.kind == "static" else f"{self.status} clip",
                  self.source_label]
         if settings is not None:
-            parts += [f"{settings.steps} steps", f"strength {settings.strength:g}", f"cfg {settings.cfg:g}",
-                      f"seed {settings.seed}"]
+            parts += [f"{settings.size} px", f"{settings.steps} steps", f"strength {settings.strength:g}",
+                      f"cfg {settings.cfg:g}", f"seed {settings.seed}"]
+            if settings.controls is not None:
+                parts.append("+".join(u.kind for u in settings.controls) or "no controls")
         parts.append(format_seconds(self.seconds))
         return " · ".join(parts)
+
+    @property
+    def viewable(self) -> bool:
+        """Has pictures to show: a completed run of this session, or a completed run folder on disk."""
+        return self.status == "completed" and (self.result is not None or self.folder is not None)
 
     @property
     def run_dir(self) -> Any:
@@ -292,9 +372,13 @@ class RunHistory:
 
     def add(self, status: str, settings: Any, source_label: str, seconds: float, *, result: Any = None,
             error: str | None = None, folder: Any = None, kind: str = "static") -> HistoryEntry:
+        return self.add_entry(lambda number: HistoryEntry(number, status, settings, source_label, seconds, result,
+                                                          error, folder, kind=kind))
+
+    def add_entry(self, make: Callable[[int], HistoryEntry]) -> HistoryEntry:
+        """Append the entry ``make(number)`` builds with the next run number."""
         with self._lock:
-            entry = HistoryEntry(len(self._entries) + 1, status, settings, source_label, seconds, result, error,
-                                 folder, kind=kind)
+            entry = make(len(self._entries) + 1)
             self._entries.append(entry)
             return entry
 
@@ -306,9 +390,9 @@ class RunHistory:
         raise KeyError(f"no run #{number} in this session's history")
 
     def completed(self, kind: str | None = "static") -> list[HistoryEntry]:
-        """Runs with results to show, of one kind (None: every kind)."""
+        """Runs with pictures to show (this session's or on disk), of one kind (None: every kind)."""
         with self._lock:
-            return [e for e in self._entries if e.result is not None and kind in (None, e.kind)]
+            return [e for e in self._entries if e.viewable and kind in (None, e.kind)]
 
     @property
     def entries(self) -> list[HistoryEntry]:

@@ -9,11 +9,11 @@ from typing import Any
 import ipywidgets as w
 
 from ..errors import SettingsError
-from ..settings import TEMPORAL_SPECS, TemporalSettings
+from ..settings import CLIP_HIRES_FIELDS, TEMPORAL_SPECS, TemporalSettings
 from .fields import SpecField
 from ..reports.media import figure_png, video_html
 from .runner import JobContext, LabHost, Outcome
-from .state import BUSY_MESSAGE, format_seconds, summarize_error
+from .state import BUSY_MESSAGE, format_seconds, plain_message, summarize_error
 from .views import message_html, pre_html
 from .widgets import classed
 
@@ -60,7 +60,8 @@ class TemporalPanel:
     def settings(self) -> Any:
         """TemporalSettings: the still settings plus this tab's fields, checked as the CLI checks them."""
         still = self.lab.current_settings()
-        names = set(TEMPORAL_SPECS) | {"controls"}
+        # The still's hires factor does not carry over: every frame through a second pass is a clip's own choice.
+        names = (set(TEMPORAL_SPECS) - set(CLIP_HIRES_FIELDS)) | {"controls"}
         values = {k: v for k, v in still.to_dict().items() if k in names}
         values["controls"] = still.controls
         for name, field in self.fields.items():
@@ -89,9 +90,11 @@ class TemporalPanel:
                     raise SettingsError("animate", "the last still", "a still made in this session",
                                         "Press Run first, or animate the source.")
         except Exception as exc:  # noqa: BLE001 - shown under the button
-            self.message.value = message_html(f"Not started: {summarize_error(exc).short}", "error")
+            self.message.value = message_html(f"Clip not started: {plain_message(exc)}", "error")
             return False
         preset, out_dir, label = lab.preset, lab.out_dir, lab.source_label
+        if self.animate.value == "still":
+            label = f"the last still (run #{lab.last_still_number})"
         from ..generate.temporal import run_temporal
 
         def job(ctx: JobContext) -> Any:
@@ -109,7 +112,10 @@ class TemporalPanel:
                 lab.say(f"clip done in {format_seconds(outcome.seconds)}", "ok")
                 self.message.value = message_html(f"clip done in {format_seconds(outcome.seconds)}", "ok")
             else:
+                self.clear()  # the previous clip must not sit under "Cancelled" as if this run made it
                 lab.show_failure(outcome)
+                if status == "cancelled":
+                    lab.show_stopped()
                 self.message.value = message_html(summarize_error(outcome.error).short,
                                                   "warn" if status == "cancelled" else "error")
             lab.refresh_history()
@@ -119,10 +125,15 @@ class TemporalPanel:
             self.message.value = message_html("running: progress is in the bar above", "info")
         return started
 
+    def clear(self) -> None:
+        self.player.value, self.metrics.value = "", ""
+        self.curves.layout.display = "none"
+
     def show(self, result: Any) -> None:
-        """Play a TemporalResult's clip, with its temporal metrics and per-frame curves."""
+        """Play a TemporalResult's clip, with its temporal metrics and per-frame curves, and its downloads."""
         mp4 = clip_bytes(result)
-        self.player.value = video_html(mp4) if mp4 else "<i>this clip has no MP4 to play</i>"
+        self.player.value = (video_html(mp4) + clip_downloads_html(result, mp4)) if mp4 else \
+            "<i>this clip has no MP4 to play</i>"
         metrics = getattr(result, "metrics", None)
         self.metrics.value = "" if metrics is None else pre_html(metrics.as_table(), "zr-temporal-metric-table")
         series = getattr(metrics, "series", None)
@@ -134,6 +145,22 @@ class TemporalPanel:
                 self.curves.layout.display = ""
             except Exception:  # noqa: BLE001 - the clip and its numbers matter more than the figure
                 self.curves.layout.display = "none"
+
+
+def clip_downloads_html(result: Any, mp4: bytes) -> str:
+    """Download buttons for the clip's MP4 and GIF, and where its run folder (with the frames) is."""
+    import html
+
+    from .views import download_buttons_html
+
+    files = [(mp4, "zrealism-clip.mp4", "video/mp4", "clip MP4", "zr-download-mp4")]
+    run_dir = getattr(result, "run_dir", None)
+    gif = Path(run_dir) / "clip.gif" if run_dir is not None else None
+    if gif is not None and gif.is_file():
+        files.append((gif.read_bytes(), "zrealism-clip.gif", "image/gif", "clip GIF", "zr-download-gif"))
+    where = f'<div class="zr-caption" style="text-align:left;max-width:none">run folder (frames, record): <code>' \
+            f"{html.escape(str(run_dir))}</code></div>" if run_dir is not None else ""
+    return download_buttons_html(files) + where
 
 
 def clip_bytes(result: Any) -> bytes | None:
@@ -152,4 +179,4 @@ def clip_bytes(result: Any) -> bytes | None:
         return path.read_bytes()
 
 
-__all__ = ["TemporalPanel", "clip_bytes"]
+__all__ = ["TemporalPanel", "clip_bytes", "clip_downloads_html"]

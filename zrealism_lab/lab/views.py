@@ -1,36 +1,44 @@
-"""Read-only views for the lab: a run's pictures side by side, metric tables, plots, notes and comparisons; a
-source's background analysis; the model's components and the device.
+"""Read-only views for the lab: messages, badges, pictures (equal-size thumbnails that open at full resolution), a
+run's gallery, headline numbers, its metric table, plots and notes, and the before/after wipe.
 
-Each function takes core objects and returns widgets or HTML; none of them changes any state.
+Each function takes core objects or a RunView and returns widgets or HTML; none of them changes any state. Colours
+are the theme's variables (theme.py), so light and dark themes both read.
 """
 from __future__ import annotations
 
 import html
-import sys
-from typing import Any, Sequence
+from typing import Any
 
 import ipywidgets as w
 from PIL import Image
 
-from ..reports.media import captioned_html, display_png, figure_png
-from .state import HistoryEntry, format_seconds
+from ..reports.media import data_uri, display_png, figure_png, for_display
+from .run_view import RunView
+from .state import format_seconds
 
-_PHASE_COLOURS = {"idle": "#777", "running": "#1565c0", "cancelling": "#ef6c00", "done": "#2e7d32",
-                  "cancelled": "#ef6c00", "error": "#c62828"}
+THUMB_SIDE = 192  # every thumbnail meant for comparison sits in a square box of this side
+ZOOM_SIDE = 512  # small pictures open at least this large (nearest neighbour: every pixel stays visible)
+
+_PHASE_COLOURS = {"idle": "var(--zr-panel)", "running": "var(--jp-brand-color1, #1565c0)",
+                  "cancelling": "var(--jp-warn-color0, #e65100)", "done": "var(--jp-success-color0, #1b5e20)",
+                  "cancelled": "var(--jp-warn-color0, #e65100)", "error": "var(--jp-error-color0, #b71c1c)"}
 
 
 def badge_html(phase: str) -> str:
-    colour = _PHASE_COLOURS.get(phase, "#777")
+    """The run state as a small status label (not a button: no border, no pointer)."""
+    background = _PHASE_COLOURS.get(phase, "var(--zr-panel)")
+    ink = "var(--zr-ink)" if phase == "idle" else "white"
     return (f'<span class="zr-state-badge zr-state-{html.escape(phase)}" style="display:inline-block;min-width:6em;'
-            f'text-align:center;padding:2px 8px;border-radius:10px;color:white;background:{colour};'
-            f'font-weight:600">{html.escape(phase)}</span>')
+            f'text-align:center;padding:1px 8px;border-radius:3px;color:{ink};background:{background};'
+            f'font-size:12px;cursor:default">{html.escape(phase)}</span>')
 
 
 def message_html(text: str, level: str = "info") -> str:
+    """A message line; level is info, ok, warn, error or note (its colour comes from the theme)."""
     if not text:
         return ""
-    colour = {"info": "#333", "ok": "#2e7d32", "warn": "#ef6c00", "error": "#c62828"}.get(level, "#333")
-    return f'<div class="zr-message-{level}" style="color:{colour};white-space:pre-wrap">{html.escape(text)}</div>'
+    level = html.escape(level)
+    return f'<div class="zr-msg zr-msg-{level} zr-message-{level}">{html.escape(text)}</div>'
 
 
 def pre_html(text: str, css: str = "") -> str:
@@ -38,71 +46,139 @@ def pre_html(text: str, css: str = "") -> str:
             f'white-space:pre-wrap">{html.escape(text)}</pre>')
 
 
-def picture(image: Image.Image, caption: str, css: str = "", long_side: int = 192) -> w.VBox:
-    """An image with its caption under it; ``css`` is the test hook on the image widget."""
-    widget = w.Image(value=display_png(image, long_side), format="png")
-    if css:
-        widget.add_class(css)
-    return w.VBox([widget, w.HTML(captioned_html(caption))], layout=w.Layout(margin="0 8px 8px 0"))
+def caption_html(text: str, css: str = "", width: int = THUMB_SIDE) -> str:
+    style = f' style="max-width:{width}px"' if width != THUMB_SIDE else ""
+    return f'<div class="zr-caption {html.escape(css)}"{style}>{html.escape(text)}</div>'
 
 
-def gallery(result: Any, long_side: int = 192) -> list[w.VBox]:
-    """Source (as prepared for the model), every control map, the raw output and the colour-anchored output."""
-    context = result.context
-    items = [picture(context.prepared.image, "source (prepared)", "zr-result-source", long_side)]
-    for kind, control_map in context.control_maps.items():
-        items.append(picture(control_map.image, f"{kind} map ({control_map.method})", f"zr-result-map-{kind}",
-                             long_side))
-    items.append(picture(result.raw, "raw output", "zr-result-raw", long_side))
-    colour = result.colour
-    items.append(picture(result.image, f"output ({colour.method} {colour.strength:g})", "zr-result-output",
-                         long_side))
-    return items
+def picture_html(image: Image.Image, caption: str, css: str = "", side: int = THUMB_SIDE, zoom: bool = True) -> str:
+    """A thumbnail in a ``side`` px square box (any aspect fits inside at the same scale as its neighbours), with
+    its caption; clicking it opens the picture at full resolution under it (small ones enlarged, pixel-exact)."""
+    thumb = data_uri(display_png(image, side), "image/png")
+    img = (f'<img class="zr-thumb-img {html.escape(css)}" src="{thumb}" width="{side}" height="{side}" '
+           f'style="width:{side}px;height:{side}px;object-fit:contain" alt="{html.escape(caption)}">')
+    if zoom:
+        full_side = max(ZOOM_SIDE, max(image.size))
+        full = data_uri(display_png(image, max(image.size)), "image/png")
+        scale = full_side / max(image.size)
+        width, height = round(image.width * scale), round(image.height * scale)
+        img = (f'<details class="zr-zoom"><summary title="click to open at full resolution ({image.width}×'
+               f'{image.height} px)">{img}</summary><img class="zr-zoom-full {html.escape(css)}-full" src="{full}" '
+               f'style="width:{width}px;height:{height}px"></details>')
+    return (f'<div class="zr-picture" style="display:inline-block;vertical-align:top;margin:0 8px 8px 0">{img}'
+            f'{caption_html(caption, width=side)}</div>')
 
 
-def metric_table_html(result: Any) -> str:
-    metrics = getattr(result, "metrics", None)
+def picture(image: Image.Image, caption: str, css: str = "", side: int = THUMB_SIDE) -> w.HTML:
+    return w.HTML(picture_html(image, caption, css, side))
+
+
+def gallery(view: RunView, side: int = THUMB_SIDE) -> list[w.HTML]:
+    """Source (as prepared for the model), every control map, the raw output and the colour-anchored output, each in
+    the same square box."""
+    return [picture(item.image, item.caption, item.css, side) for item in view.pictures]
+
+
+def wipe_image(before: Image.Image, after: Image.Image, fraction: float, side: int = 320) -> Image.Image:
+    """``before`` left of the split at ``fraction`` of the width, ``after`` right of it, at one display size."""
+    after_shown = for_display(after.convert("RGB"), side)
+    before_shown = before.convert("RGB").resize(after_shown.size, Image.Resampling.LANCZOS)
+    split = round(max(0.0, min(1.0, float(fraction))) * after_shown.width)
+    out = after_shown.copy()
+    if split > 0:
+        out.paste(before_shown.crop((0, 0, split, after_shown.height)), (0, 0))
+    if 0 < split < out.width:
+        for y in range(out.height):
+            out.putpixel((min(split, out.width - 1), y), (255, 214, 0))
+    return out
+
+
+HEADLINES = (("edge_f1", "edge F1"), ("ssim_luma", "SSIM"))
+
+
+def headline_html(view: RunView) -> str:
+    """Three numbers first: edge F1 and SSIM against the source, and the colour distance before → after anchoring."""
+    flat = view.flat_metrics()
+    parts = []
+    for name, label in HEADLINES:
+        if name in flat:
+            parts.append(f'<span class="zr-headline zr-headline-{name}" title="{html.escape(_meaning(name))}">'
+                         f'<b>{flat[name]:.3f}</b>{html.escape(label)}</span>')
+    colour = view.colour
+    if "delta_e_before" in colour and "delta_e_after" in colour:
+        parts.append(f'<span class="zr-headline zr-headline-delta-e" title="mean CIEDE2000 colour distance to the '
+                     f'source, before and after colour anchoring (lower is closer)"><b>{colour["delta_e_before"]:.1f}'
+                     f' → {colour["delta_e_after"]:.1f}</b>ΔE00 to the source</span>')
+    notes = getattr(view.metrics, "notes", None) or []
+    lines = "".join(message_html(f"⚠ {note}", "warn") for note in notes if "adherence" in str(note))
+    return f'<div class="zr-headlines">{"".join(parts)}</div>{lines}'
+
+
+def _meaning(name: str) -> str:
+    from ..metrics.registry import METRICS
+
+    return METRICS.get(name).meaning if name in METRICS else ""
+
+
+def metric_table_html(view: RunView) -> str:
+    """Every metric in a folded table, with its meaning as the row's tooltip."""
+    metrics = view.metrics
     if metrics is None:
         return "<i>no metrics for this run</i>"
-    return pre_html(metrics.as_table(), "zr-metric-table")
+    arrows = {"higher": "↑", "lower": "↓"}
+    rows = ["<tr><th>group</th><th>metric</th><th>value</th><th>unit</th><th>better</th></tr>"]
+    for metric in metrics.values:
+        rows.append(f'<tr title="{html.escape(metric.meaning)}"><td>{html.escape(metric.group)}</td>'
+                    f"<td>{html.escape(metric.name)}</td><td>{metric.value:.4g}</td><td>{html.escape(metric.unit)}"
+                    f"</td><td>{arrows.get(metric.direction, '')}</td></tr>")
+    notes = "".join(f"<div>note: {html.escape(str(n))}</div>" for n in metrics.notes)
+    return (f'<details class="zr-all-metrics"><summary>all metrics ({len(metrics.values)})</summary>'
+            f'<table class="zr-table zr-metric-table">{"".join(rows)}</table>{notes}</details>')
 
 
-def notes_html(result: Any, random_weights: bool, tiny_note: str) -> str:
-    colour = result.colour
-    lines = [f"<b>colour anchoring</b> ({html.escape(colour.method)}, strength {colour.strength:g}): "
-             f"ΔE00 to the source {colour.delta_e_before:.2f} → {colour.delta_e_after:.2f}"]
-    timings = ", ".join(f"{html.escape(k)} {format_seconds(v)}" for k, v in result.timings.items())
-    lines.append(f"<b>timings</b>: {timings}")
-    analysis = result.context.analysis
-    lines.append(f"<b>background</b>: {html.escape(analysis.kind)} (confidence {analysis.confidence:.2f})")
-    if result.run_dir is not None:
-        lines.append(f"<b>run folder</b>: <code>{html.escape(str(result.run_dir))}</code>")
-    for warning in result.warnings:
-        lines.append(f'<span style="color:#ef6c00">⚠ {html.escape(str(warning))}</span>')
-    if random_weights:
-        lines.append(f'<span class="zr-tiny-note" style="color:#6a1b9a">{html.escape(tiny_note)}</span>')
+def notes_html(view: RunView, tiny_note: str) -> str:
+    colour = view.colour
+    lines = []
+    if colour:
+        lines.append(f"<b>colour anchoring</b> ({html.escape(str(colour.get('method')))}, strength "
+                     f"{colour.get('strength', 0):g}): ΔE00 to the source {colour.get('delta_e_before', 0):.2f} → "
+                     f"{colour.get('delta_e_after', 0):.2f}")
+    if view.timings:
+        timings = ", ".join(f"{html.escape(k)} {format_seconds(v)}" for k, v in view.timings.items())
+        lines.append(f"<b>timings</b>: {timings}")
+    background = view.background
+    if background:
+        lines.append(f"<b>background</b>: {html.escape(str(background.get('kind')))} (confidence "
+                     f"{float(background.get('confidence', 0)):.2f})")
+    if view.run_dir is not None:
+        lines.append(f"<b>run folder</b>: <code>{html.escape(str(view.run_dir))}</code>")
+    for warning in view.warnings:
+        lines.append(f'<span class="zr-msg-warn">⚠ {html.escape(str(warning))}</span>')
+    if view.random_weights:
+        lines.append(f'<span class="zr-tiny-note">{html.escape(tiny_note)}</span>')
     return "<br>".join(lines)
 
 
-def plot_pictures(result: Any) -> list[w.Widget]:
-    """The metric panel and the colour-moment bars (before / after anchoring / source) from zrealism_lab.plots."""
+def plot_pictures(view: RunView) -> list[w.Widget]:
+    """The metric panel and the colour-moment bars (before / after anchoring / source) from zrealism_lab.plots, each
+    at its own aspect (never stretched to its neighbour's height)."""
     try:
         from .. import plots
         from ..metrics import colour_moments
     except ImportError:
         return [w.HTML("<i>plots are not available in this installation</i>")]
-    context = result.context
-    mask = getattr(context.prepared, "mask", None)
+    mask = view.mask
 
     def moments(image: Image.Image) -> dict[str, float]:
         fits = mask is not None and mask.shape == (image.height, image.width)
-        return colour_moments(image, mask if fits else None)
+        return colour_moments(image.convert("RGB"), mask if fits else None)
 
     makers = []
-    if getattr(result, "metrics", None) is not None:
-        makers.append(("metric-panel", lambda: plots.plot_metric_panel(result.metrics)))
-    makers.append(("colour-moments", lambda: plots.plot_colour_moments(
-        moments(result.raw), moments(result.image), moments(context.prepared.image.convert("RGB")))))
+    if view.metrics is not None and view.metrics.values:
+        makers.append(("metric-panel", lambda: plots.plot_metric_panel(view.metrics)))
+    if view.raw is not None and view.output is not None and view.source is not None:
+        makers.append(("colour-moments", lambda: plots.plot_colour_moments(
+            moments(view.raw), moments(view.output), moments(view.source))))
     pictures: list[w.Widget] = []
     for name, make in makers:
         try:
@@ -110,115 +186,24 @@ def plot_pictures(result: Any) -> list[w.Widget]:
         except Exception as exc:  # noqa: BLE001 - a plot that fails must not hide the run's results
             pictures.append(w.HTML(f"<i>{html.escape(name)} plot failed: {html.escape(str(exc)[:200])}</i>"))
             continue
-        image = w.Image(value=png, format="png", layout=w.Layout(max_width="560px"))
+        image = w.Image(value=png, format="png",
+                        layout=w.Layout(max_width="560px", width="auto", height="auto", object_fit="contain",
+                                        align_self="flex-start", margin="0 12px 12px 0"))
         image.add_class(f"zr-plot-{name}")
+        image.add_class("zr-plot-img")
         pictures.append(image)
     return pictures
 
 
-def comparison(first: HistoryEntry, second: HistoryEntry) -> w.Widget:
-    """Two runs' outputs side by side with their settings that differ and their metrics with the difference."""
-    columns = []
-    for entry in (first, second):
-        result = entry.result
-        columns.append(w.VBox([
-            w.Image(value=display_png(result.image, 256), format="png"),
-            w.HTML(captioned_html(entry.label)),
-        ], layout=w.Layout(margin="0 12px 0 0")))
-    rows = ["<tr><th>setting</th><th>#%d</th><th>#%d</th></tr>" % (first.number, second.number)]
-    a_settings, b_settings = first.settings.to_dict(), second.settings.to_dict()
-    for key in a_settings:
-        if a_settings[key] != b_settings.get(key):
-            rows.append(f"<tr><td>{html.escape(key)}</td><td>{html.escape(_short(a_settings[key]))}</td>"
-                        f"<td>{html.escape(_short(b_settings.get(key)))}</td></tr>")
-    if len(rows) == 1:
-        rows.append('<tr><td colspan="3"><i>same settings</i></td></tr>')
-    metric_rows = _metric_rows(first.result, second.result)
-    table = ('<table class="zr-compare-table" style="border-collapse:collapse;font-size:12px">'
-             + "".join(rows) + metric_rows + "</table>")
-    return w.VBox([w.HBox(columns), w.HTML(table)])
+def download_buttons_html(files: list[tuple[bytes, str, str, str, str]]) -> str:
+    """(data, file name, mime type, label, css) as download buttons: the browser saves the bytes, which works when
+    the kernel runs on another machine."""
+    links = [f'<a class="zr-button-link {html.escape(css)}" download="{html.escape(name)}" '
+             f'href="{data_uri(data, mime)}" title="download {html.escape(name)}">⬇ {html.escape(label)}</a>'
+             for data, name, mime, label, css in files]
+    return f'<div class="zr-downloads-row">{"".join(links)}</div>' if links else ""
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + " ..."
-
-
-def _metric_rows(first: Any, second: Any) -> str:
-    if first.metrics is None or second.metrics is None:
-        return ""
-    a, b = first.metrics.flat(), second.metrics.flat()
-    rows = ["<tr><th>metric</th><th>first</th><th>second</th><th>difference</th></tr>"]
-    for name in a:
-        if name in b:
-            rows.append(f"<tr><td>{html.escape(name)}</td><td>{a[name]:.4g}</td><td>{b[name]:.4g}</td>"
-                        f"<td>{b[name] - a[name]:+.4g}</td></tr>")
-    return "".join(rows)
-
-
-def component_table_html(statuses: Sequence[Any], how_to: str) -> str:
-    rows = ['<tr><th align="left">component</th><th align="left">status</th><th align="right">size</th>'
-            '<th align="left">where</th></tr>']
-    for status in statuses:
-        state = ('<span style="color:#2e7d32">present</span>' if status.present
-                 else '<span style="color:#c62828">missing</span>')
-        size = f"{status.size_bytes / 2**20:.1f} MB" if status.present else "-"
-        where = status.path if status.present and status.path else status.ref.describe()
-        detail = f" ({status.detail})" if status.detail and not status.present else ""
-        rows.append(f"<tr><td>{html.escape(status.role)}</td><td>{state}</td><td align='right'>{size}</td>"
-                    f"<td><code>{html.escape(str(where))}</code>{html.escape(detail)}</td></tr>")
-    table = ('<table class="zr-component-table" style="border-collapse:collapse;font-size:12px">'
-             + "".join(rows) + "</table>")
-    if how_to:
-        table += f'<div class="zr-how-to" style="white-space:pre-wrap;color:#555;margin-top:6px">{html.escape(how_to)}</div>'
-    return table
-
-
-def analysis_html(loaded: Any, analysis: Any) -> str:
-    """The Source tab's summary of a decoded source and its background analysis."""
-    lines = [f"<b>background</b>: {html.escape(analysis.kind)}",
-             f"<b>confidence</b>: {analysis.confidence:.2f}",
-             f"<b>subject</b>: {analysis.mask_fraction:.0%} of the image",
-             f"<b>size</b>: {loaded.size[0]}×{loaded.size[1]} ({html.escape(str(loaded.format))}"
-             + (", with alpha" if loaded.has_alpha else "") + ")"]
-    lines += [f'<span style="color:#ef6c00">⚠ {html.escape(str(n))}</span>' for n in analysis.warnings]
-    return '<div style="margin-left:12px">' + "<br>".join(lines) + "</div>"
-
-
-def components_html(preset: str) -> str:
-    """Which of the preset's components are on disk, and how to get the missing ones (loads no weights)."""
-    from ..models.loading import locate, missing_weights_error
-    from ..models.modelset import resolve_modelset, tiny_bundle_dir, tiny_modelset
-
-    if preset == "tiny":
-        folder = tiny_bundle_dir()
-        if not folder.is_dir():
-            return (f"<div>The tiny bundle is not built yet: the first Run builds it (about 12 MB, a few seconds) in "
-                    f"<code>{html.escape(str(folder))}</code> (set ZREALISM_CACHE to choose the folder).</div>")
-        modelset = tiny_modelset(folder, build=False)
-    else:
-        modelset = resolve_modelset(preset)
-    statuses = [locate(ref) for ref in modelset.components()]
-    missing = [s for s in statuses if not s.present]
-    how_to = str(missing_weights_error(missing, modelset.name)) if missing else "All components are present."
-    return component_table_html(statuses, how_to)
-
-
-def device_html(engine: Any, device: str, check_now: bool) -> str:
-    """The device plan of the loaded engine; without one, torch is imported only when asked or already loaded."""
-    plan = getattr(engine, "plan", None)
-    if plan is None and (check_now or "torch" in sys.modules):
-        from ..device import plan_hardware
-
-        plan = plan_hardware(device)
-    if plan is None:
-        return ("<i>decided when the model loads on the first Run: CUDA float16 (or Apple MPS) when present, "
-                "else CPU float32. Press Check device to see it now.</i>")
-    memory = f", {plan.total_memory_gb} GB" if plan.total_memory_gb else ""
-    loaded = ""
-    if engine is not None and engine.loaded_roles():
-        loaded = "<br><b>loaded</b>: " + ", ".join(
-            f"{html.escape(role)} ({format_seconds(engine.load_seconds.get(role))})" for role in engine.loaded_roles())
-    return (f'<span class="zr-device-line"><b>device</b>: {html.escape(plan.device)}{memory} · <b>dtype</b>: '
-            f"{html.escape(plan.dtype)} · <b>offload</b>: {html.escape(plan.offload)}</span><br>"
-            f"<span style='color:#555'>{html.escape(plan.reason)}</span>{loaded}")
+__all__ = ["THUMB_SIDE", "badge_html", "caption_html", "download_buttons_html", "gallery", "headline_html",
+           "message_html", "metric_table_html", "notes_html", "picture", "picture_html", "plot_pictures", "pre_html",
+           "wipe_image"]

@@ -85,6 +85,13 @@ def missing_weights_error(statuses: list[ComponentStatus], preset: str | None = 
                                         if preset and preset != "tiny" else "")
                  + "point the component at local files (a diffusers folder or a .safetensors file), e.g. "
                    "`--component controlnet:openpose=PATH` on the CLI or ModelSet.with_component(role, PATH) in Python.")
+    from .single_file import CLIP_TOKENIZER_REPO
+
+    if any(s.role == "tokenizer" and s.ref.location == CLIP_TOKENIZER_REPO for s in statuses):
+        lines.append(f"A single-file checkpoint carries no tokenizer: it uses the CLIP tokenizer of {CLIP_TOKENIZER_REPO} "
+                     "(vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json; about 1.6 MB) from the "
+                     "hub cache. Fetch those files once, or give config=FOLDER (CLI: --component-config base=FOLDER), "
+                     "a diffusers SD1.5 folder with a tokenizer/ inside.")
     lines.append("Without any weights, `--preset tiny` runs every path offline on random weights.")
     return MissingWeightsError("\n".join(lines))
 
@@ -127,7 +134,7 @@ def _load(ref: ComponentRef, cls: Any, *, dtype: Any, allow_pickle: bool) -> Any
     if not is_tokenizer and not allow_pickle:
         kwargs["use_safetensors"] = True
     if ref.kind == "file":
-        return _load_single_file(ref, cls, dtype=dtype)
+        return _load_single_file(ref, cls, dtype=dtype, allow_pickle=allow_pickle)
     if ref.kind == "folder":
         status = locate(ref)
         if not status.present:
@@ -153,24 +160,50 @@ def from_hub(loader: Any, ref: ComponentRef, **kwargs: Any) -> Any:
         raise missing_weights_error([status]) from None
 
 
-def _load_single_file(ref: ComponentRef, cls: Any, *, dtype: Any = None) -> Any:
-    """A single .safetensors file: diffusers-format keys load into the model built from its config; original
-    (A1111/LDM) checkpoints go through diffusers' own single-file converters."""
+# The classes a single file's parts load into (the rest, e.g. a motion adapter, use diffusers' own loaders).
+SINGLE_FILE_PARTS = {"UNet2DConditionModel": "unet", "AutoencoderKL": "vae", "CLIPTextModel": "text_encoder",
+                     "ControlNetModel": "controlnet"}
+
+
+def single_file_config(ref: ComponentRef, part: str) -> dict[str, Any]:
+    """A single file's part config: its config= folder or hub id, a config.json beside it, or the shipped SD1.5."""
+    import json
+
+    from .single_file import config_source
+
+    source = config_source(ref.role, part, ref.config, Path(ref.location))
+    if isinstance(source, Path):
+        return json.loads((source / "config.json").read_text(encoding="utf-8"))
+    from diffusers import ControlNetModel
+
+    return dict(from_hub(ControlNetModel.load_config, ComponentRef(ref.role, "hub", source, subfolder=part)))
+
+
+def load_file_part(ref: ComponentRef, part: str, *, dtype: Any = None, allow_pickle: bool = False) -> Any:
+    """One part of a single .safetensors file (A1111/LDM or diffusers layout), offline."""
+    from .single_file import load_single_file_part
+
     path = Path(ref.location)
     if not path.is_file():
         raise missing_weights_error([locate(ref)])
-    config = ref.config or (str(path.parent) if (path.parent / "config.json").exists() else None)
-    if config is not None and hasattr(cls, "from_config"):
-        from safetensors.torch import load_file
+    check_pickle(ref, allow_pickle)
+    return load_single_file_part(ref.role, part, path, single_file_config(ref, part), dtype=dtype,
+                                 allow_pickle=allow_pickle)
 
-        model = cls.from_config(cls.load_config(config, local_files_only=True))
-        state = load_file(str(path))
-        if set(state) == set(model.state_dict()):
-            model.load_state_dict(state, strict=True)
-            return model.to(dtype) if dtype is not None else model
+
+def _load_single_file(ref: ComponentRef, cls: Any, *, dtype: Any = None, allow_pickle: bool = False) -> Any:
+    """A single .safetensors file: UNets, VAEs, text encoders and ControlNets in either layout load through the
+    shipped configs (``single_file``); other classes go through diffusers' own single-file loaders."""
+    path = Path(ref.location)
+    if not path.is_file():
+        raise missing_weights_error([locate(ref)])
+    part = SINGLE_FILE_PARTS.get(cls.__name__)
+    if part is not None:
+        return load_file_part(ref, part, dtype=dtype, allow_pickle=allow_pickle)
+    config = ref.config or (str(path.parent) if (path.parent / "config.json").exists() else None)
     if not hasattr(cls, "from_single_file"):
-        raise MissingWeightsError(f"{ref.role}: {path} is not in diffusers layout and {cls.__name__} cannot be "
-                                  "converted from a single file; give a diffusers folder instead.")
+        raise MissingWeightsError(f"{ref.role}: {path} is a single file and {cls.__name__} cannot be loaded from "
+                                  "one; give a diffusers folder instead.")
     kwargs: dict[str, Any] = {"torch_dtype": dtype} if dtype is not None else {}
     if config:
         kwargs["config"] = config
@@ -180,3 +213,14 @@ def _load_single_file(ref: ComponentRef, cls: Any, *, dtype: Any = None) -> Any:
         raise MissingWeightsError(
             f"{ref.role}: could not convert the single-file checkpoint {path}: {str(exc).splitlines()[0][:200]}\n"
             "Give its diffusers config with config=FOLDER (a diffusers folder of the same architecture).") from None
+
+
+def check_file_component(ref: ComponentRef, allow_pickle: bool = False) -> None:
+    """Before anything loads: a single file is safe to open and holds what its role needs (read from its keys)."""
+    check_pickle(ref, allow_pickle)
+    family = ref.role.split(":", 1)[0]
+    if Path(ref.location).suffix.lower() == ".safetensors" and family in ("unet", "vae", "text_encoder", "base",
+                                                                           "controlnet"):
+        from .single_file import check_file_kind
+
+        check_file_kind(ref.role, ref.location, allow_pickle)

@@ -82,6 +82,14 @@ class ModelSet:
     annotators: str = "lllyasviel/Annotators"  # controlnet-aux detector checkpoints: hub repo or local folder
     random_weights: bool = False  # True for the tiny bundle: pictures show the plumbing, not realism
     control_methods: Mapping[str, str] = field(default_factory=dict)  # detector method per kind when a unit names none
+    # Adapters: where LoRAs and embeddings are found by name (besides ZREALISM_LORA_DIRS / ZREALISM_EMBEDDING_DIRS),
+    # and the IP-Adapter repository (h94/IP-Adapter's layout: models/<variant>.safetensors, models/image_encoder/).
+    lora_dirs: tuple[str, ...] = ()
+    embedding_dirs: tuple[str, ...] = ()
+    ip_adapter: ComponentRef | None = None
+    fast_lora: str | None = None  # the few-step LoRA of speed="fast" (LCM-LoRA for SD1.5): hub id or path
+    # A tiny autoencoder (TAESD, diffusers AutoencoderTiny) for live previews and the fast clip decode; optional.
+    preview_vae: ComponentRef | None = None
 
     def control_method(self, kind: str, requested: str | None) -> str | None:
         """The detector method a unit uses: its own, else this model set's default for the kind (None: the provider's)."""
@@ -94,6 +102,8 @@ class ModelSet:
         refs.extend(self.controlnets.values())
         if self.motion_adapter is not None:
             refs.append(self.motion_adapter)
+        if self.preview_vae is not None:
+            refs.append(self.preview_vae)
         return refs
 
     def controlnet(self, kind: str) -> ComponentRef:
@@ -110,8 +120,8 @@ class ModelSet:
             if kind not in CONTROL_KINDS:
                 raise SettingsError("role", role, "controlnet:<kind> with kind one of " + ", ".join(CONTROL_KINDS))
             return dataclasses.replace(self, controlnets={**self.controlnets, kind: ref})
-        if role not in ("base", "vae", "motion_adapter"):
-            raise SettingsError("role", role, "base, vae, motion_adapter or controlnet:<kind>")
+        if role not in ("base", "vae", "motion_adapter", "preview_vae"):
+            raise SettingsError("role", role, "base, vae, motion_adapter, preview_vae or controlnet:<kind>")
         return dataclasses.replace(self, **{role: ref})
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +135,11 @@ class ModelSet:
             "annotators": self.annotators,
             "random_weights": self.random_weights,
             "control_methods": dict(self.control_methods),
+            "lora_dirs": list(self.lora_dirs),
+            "embedding_dirs": list(self.embedding_dirs),
+            "ip_adapter": self.ip_adapter.to_dict() if self.ip_adapter else None,
+            "fast_lora": self.fast_lora,
+            "preview_vae": self.preview_vae.to_dict() if self.preview_vae else None,
         }
 
     @classmethod
@@ -139,6 +154,9 @@ class ModelSet:
             default_controls=default_controls_for(data["name"]), annotators=data.get("annotators", "lllyasviel/Annotators"),
             random_weights=bool(data.get("random_weights", False)),
             control_methods=dict(data.get("control_methods", {})),
+            lora_dirs=tuple(data.get("lora_dirs", ())), embedding_dirs=tuple(data.get("embedding_dirs", ())),
+            ip_adapter=ref(data.get("ip_adapter")), fast_lora=data.get("fast_lora"),
+            preview_vae=ref(data.get("preview_vae")),
         )
 
 
@@ -167,6 +185,9 @@ def _realistic_vision() -> ModelSet:
         motion_adapter=hub("motion_adapter", "guoyww/animatediff-motion-adapter-v1-5-2"),
         scheduler="dpmpp-2m-karras",
         default_controls=default_controls_for("realistic-vision"),
+        ip_adapter=hub("ip_adapter", "h94/IP-Adapter"),
+        fast_lora="latent-consistency/lcm-lora-sdv1-5",
+        preview_vae=hub("preview_vae", "madebyollin/taesd"),
     )
 
 
@@ -195,6 +216,12 @@ def default_control_methods(preset: str) -> dict[str, str]:
     return {"depth": "inflate", "lineart_anime": "edges", **({"openpose": "mediapipe"} if mediapipe_available() else {})}
 
 
+def tiny_adapters_dir(seed: int = 0) -> Path:
+    from .tiny_adapters import TINY_ADAPTERS_VERSION
+
+    return cache_dir() / f"tiny-adapters-v{TINY_ADAPTERS_VERSION}-seed{seed}"
+
+
 def tiny_modelset(bundle: str | os.PathLike | None = None, *, build: bool = True) -> ModelSet:
     """The tiny random-weight bundle, built on first use, in the same layout as real weights."""
     from .tiny import build_tiny_bundle
@@ -211,7 +238,33 @@ def tiny_modelset(bundle: str | os.PathLike | None = None, *, build: bool = True
         default_controls=default_controls_for("tiny"),
         random_weights=True,
         control_methods=default_control_methods("tiny"),
+        **_tiny_adapter_fields(root, build),
+        preview_vae=_tiny_preview_vae(build),
     )
+
+
+def tiny_taesd_dir(seed: int = 0) -> Path:
+    from .tiny_taesd import TINY_TAESD_VERSION
+
+    return cache_dir() / f"tiny-taesd-v{TINY_TAESD_VERSION}-seed{seed}"
+
+
+def _tiny_preview_vae(build: bool) -> ComponentRef:
+    """The tiny TAESD next to the tiny bundle (built on first use)."""
+    from .tiny_taesd import build_tiny_taesd
+
+    root = build_tiny_taesd(tiny_taesd_dir()) if build else tiny_taesd_dir()
+    return ComponentRef("preview_vae", "folder", str(root))
+
+
+def _tiny_adapter_fields(bundle: Path, build: bool) -> dict[str, Any]:
+    """The tiny adapters (a LoRA in each format, an embedding, an IP-Adapter) shaped for the tiny bundle."""
+    from .tiny_adapters import build_tiny_adapters
+
+    root = build_tiny_adapters(bundle, tiny_adapters_dir()) if build else tiny_adapters_dir()
+    return {"lora_dirs": (str(root / "loras"),), "embedding_dirs": (str(root / "embeddings"),),
+            "ip_adapter": ComponentRef("ip_adapter", "folder", str(root / "ip_adapter")),
+            "fast_lora": str(root / "loras" / "tiny-lcm")}
 
 
 PRESETS = ("realistic-vision", "tiny")
@@ -226,6 +279,10 @@ def resolve_modelset(value: "ModelSet | str | os.PathLike | None") -> ModelSet:
     if value == "tiny":
         return tiny_modelset()
     path = Path(os.fspath(value)).expanduser()
+    if path.is_file() and path.suffix.lower() in SAFE_SUFFIXES + PICKLE_SUFFIXES:
+        # A single-file checkpoint (A1111 / Civitai) as the base, with its own VAE and the preset's ControlNets.
+        return dataclasses.replace(_realistic_vision(), name=str(path), base=ComponentRef("base", "file", str(path)),
+                                   vae=None)
     if path.is_dir():
         if (path / "zrealism_bundle.json").exists():
             return tiny_modelset(path, build=False)
@@ -237,4 +294,5 @@ def resolve_modelset(value: "ModelSet | str | os.PathLike | None") -> ModelSet:
         # A user's own diffusers folder as the base, with the preset's ControlNets and motion adapter.
         return dataclasses.replace(_realistic_vision(), name=str(path), base=ComponentRef("base", "folder", str(path)),
                                    vae=None)
-    raise SettingsError("preset", os.fspath(value), "one of " + ", ".join(PRESETS) + " or an existing model folder")
+    raise SettingsError("preset", os.fspath(value), "one of " + ", ".join(PRESETS) + ", an existing model folder or "
+                        "a single-file checkpoint (.safetensors)")

@@ -139,11 +139,13 @@ async def _shutdown(km: Any) -> None:
 
 
 def run_report(kind: str, parameters: Mapping[str, Any] | None = None, out_dir: str | os.PathLike = "reports", *,
-               progress: bool = True, notebook: str | os.PathLike | None = None) -> ReportResult:
+               progress: bool = True, notebook: str | os.PathLike | None = None,
+               show_code: bool = False) -> ReportResult:
     """Execute report ``kind`` ('static', 'temporal' or 'walkthrough') with papermill and export it to HTML.
 
     Unknown parameter names are refused before the kernel starts. The executed notebook and the HTML land in the
-    run folder the notebook publishes (or in ``out_dir`` for notebooks that make no run)."""
+    run folder the notebook publishes (or in ``out_dir`` for notebooks that make no run). The HTML shows the
+    cells' outputs only; ``show_code=True`` shows their code too (the executed notebook always has it)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -175,7 +177,7 @@ def run_report(kind: str, parameters: Mapping[str, Any] | None = None, out_dir: 
     target = run_dir if run_dir is not None else out
     final = target / (EXECUTED_NAME if run_dir is not None else f"{kind}-report-{stamp}.ipynb")
     shutil.move(executed, final)
-    html_path = export_html(final, final.with_suffix(".html"))
+    html_path = export_html(final, final.with_suffix(".html"), show_code=show_code)
     return ReportResult(kind, run_dir, final, html_path, seconds)
 
 
@@ -236,13 +238,34 @@ def offline_html(text: str) -> str:
     return _SCRIPT_BLOCK.sub(lambda m: "" if re.search(r"https?://", m.group(0)) else m.group(0), text)
 
 
-def export_html(notebook: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """A self-contained HTML page of an executed notebook (lab template, images embedded, no network needed)."""
+def once_each_warning(notebook: Any) -> Any:
+    """The notebook with every repeated stderr text (a library's warning printed by several cells) kept only where
+    it first appears; returns the same notebook node, changed in place."""
+    seen: set[str] = set()
+    for cell in notebook.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                text = output.get("text", "")
+                text = "".join(text) if isinstance(text, list) else str(text)
+                if text.strip() in seen:
+                    continue
+                seen.add(text.strip())
+            kept.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return notebook
+
+
+def export_html(notebook: str | os.PathLike, target: str | os.PathLike, *, show_code: bool = False) -> Path:
+    """A self-contained HTML page of an executed notebook (lab template, images embedded, no network needed):
+    outputs only unless ``show_code``, and each library warning once."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab", embed_images=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=not show_code,
+                            exclude_input_prompt=not show_code, exclude_output_prompt=not show_code)
+    body, _ = exporter.from_notebook_node(once_each_warning(nbformat.read(str(notebook), as_version=4)))
     target = Path(target)
     atomic_write_text(target, offline_html(body))  # never half a page, with the same mode as every other output
     return target

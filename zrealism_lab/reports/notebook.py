@@ -172,13 +172,13 @@ def note_html(text: str, tone: str = "info") -> str:
 
 
 def environment_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Versions and hardware from a run record, one row each."""
-    rows = [{"what": "device", "value": (record.get("hardware") or {}).get(key), "name": key}
+    """Versions and hardware from a run record, one row each: name | value | group."""
+    rows = [{"name": key, "value": (record.get("hardware") or {}).get(key), "group": "device"}
             for key in ("device", "dtype", "offload", "reason")]
-    rows += [{"what": "version", "name": name, "value": version}
+    rows += [{"name": name, "value": version, "group": "version"}
              for name, version in (record.get("versions") or {}).items()]
     models = record.get("models") or {}
-    rows.append({"what": "models", "name": "model set", "value": models.get("name")})
+    rows.append({"name": "model set", "value": models.get("name"), "group": "models"})
     return rows
 
 
@@ -389,6 +389,33 @@ def show_passes(result: Any, side: int = 192) -> None:
             show_images(crops, side=side // 2)
 
 
+def adapter_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per adapter a run applied (LoRAs, embeddings, the IP-Adapter), with its weight and short hash."""
+    adapters = record.get("adapters") or {}
+    rows = [{"adapter": "LoRA", "name": lora["name"], "weight / scale": lora["weight"], "hash": lora["hash"],
+             "detail": f"{lora['format']} file, {' + '.join(lora['parts'])}, from the {lora['origin']}"}
+            for lora in adapters.get("loras") or ()]
+    rows += [{"adapter": "embedding", "name": e["token"], "weight / scale": "", "hash": e["hash"],
+              "detail": f"{e['vectors']} vector(s), {e['format']} file"} for e in adapters.get("embeddings") or ()]
+    ip = adapters.get("ip_adapter")
+    if ip:
+        rows.append({"adapter": "IP-Adapter", "name": ip["name"], "weight / scale": ip["scale"],
+                     "hash": ip["sha256"][:12], "detail": f"{ip['variant']}, steps {ip['start']:g}-{ip['end']:g}, "
+                                                          f"reference: {ip['image'] or 'the source'}"})
+    return rows
+
+
+def show_adapters(result: Any) -> None:
+    """What adapters the run applied, or a line saying there were none."""
+    record = result.record or {}
+    rows = adapter_rows(record)
+    if not rows:
+        show_note("No adapter was applied (settings loras / <lora:NAME:W> in the prompt, embeddings, ip_adapter).")
+        return
+    fused = (record.get("adapters") or {}).get("lora_fuse")
+    show_table(rows, "Adapters" + (" (LoRAs fused into the base weights)" if fused else ""))
+
+
 def show_temporal_inputs(result: Any) -> None:
     """Still mode: the source and its background analysis. Clip mode: the first input frames and their masks."""
     inputs = result.inputs
@@ -417,6 +444,81 @@ def show_temporal_colour(result: Any) -> None:
     moments = colour_moments_rows(result.inputs.references[0], result.raw_frames[0], result.frames[0],
                                   masks[0] if masks else None)
     show_plot("plot_colour_moments", moments["before anchoring"], moments["after anchoring"], moments["source"])
+
+
+def boxes_over(frame: Image.Image, boxes: Iterable[Any]) -> Image.Image:
+    """A copy of ``frame`` with each box outlined and numbered (face 1, 2 ...)."""
+    from PIL import ImageDraw
+
+    out = frame.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    width = max(1, round(max(out.size) / 128))
+    for number, box in enumerate(boxes, start=1):
+        if box is not None:
+            draw.rectangle(tuple(box), outline=(255, 40, 40), width=width)
+            draw.text((box[0] + 2, box[1] + 1), str(number), fill=(255, 40, 40))
+    return out
+
+
+def clip_face_crops(result: Any, frame: int = 0) -> dict[str, Image.Image]:
+    """Each tracked face of ``frame`` before and after the face pass (the square crop that was regenerated)."""
+    from ..generate.face_detail import square_crop
+
+    faces = result.faces
+    crops: dict[str, Image.Image] = {}
+    for number, track in enumerate(faces.tracks, start=1):
+        box = track.track[frame]
+        if box is None:
+            continue
+        crop = square_crop(box, faces.frames[frame].size, result.settings.face_padding)
+        crops[f"face {number} before"] = faces.originals[frame].crop(crop)
+        crops[f"face {number} after"] = faces.frames[frame].crop(crop)
+    return crops
+
+
+def show_clip_passes(result: Any, side: int = 192) -> None:
+    """A clip's refinement passes: the hires first pass beside the result (first and middle frame), each face
+    track (its boxes over the first frame, before/after crops) and the clip's flicker and warping with and without
+    the face pass."""
+    hires, faces = getattr(result, "hires", None), getattr(result, "faces", None)
+    if hires is None and faces is None:
+        show_note("No refinement pass was asked for (settings hires, face_detail).")
+        return
+    if hires is not None:
+        show_table({k: v for k, v in hires.to_dict().items() if not isinstance(v, (dict, list))}, "Hires fix")
+        shown = {}
+        for index in sorted({0, len(hires.frames) // 2}):
+            shown[f"first pass, frame {index + 1}"] = hires.first[index]
+            shown[f"after the hires pass, frame {index + 1}"] = hires.frames[index]
+        show_images(shown, side=side)
+    if faces is None:
+        return
+    rows = [{"face": number, "origin": track.origin, "found on frames": sum(b is not None for b in track.detected),
+             "jitter detected (px)": round(_jitter(track.detected), 2),
+             "jitter track (px)": round(_jitter(track.track), 2),
+             "mean seam ratio": _mean([s for s in track.seams if s is not None])}
+            for number, track in enumerate(faces.tracks, start=1)]
+    show_table(rows or [{"status": faces.status, "notes": "; ".join(faces.notes)}], f"Face tracks: {faces.status}")
+    if not faces.tracks:
+        return
+    middle = len(faces.frames) // 2
+    show_images({"tracks over frame 1": boxes_over(faces.originals[0], [t.track[0] for t in faces.tracks]),
+                 f"tracks over frame {middle + 1}": boxes_over(faces.originals[middle],
+                                                               [t.track[middle] for t in faces.tracks])}, side=side)
+    show_images(clip_face_crops(result, 0), side=side // 2)
+    if faces.metrics_with and faces.metrics_without:
+        show_table([{"metric": name, "with the face pass": value, "without": faces.metrics_without.get(name)}
+                    for name, value in faces.metrics_with.items()], "The clip with and without the face pass")
+
+
+def _jitter(boxes: Any) -> float:
+    from ..generate.face_track import track_jitter
+
+    return track_jitter(boxes)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
 
 
 def show_environment(record: Mapping[str, Any]) -> None:

@@ -477,3 +477,33 @@ def analyze_background(image: Image.Image) -> BackgroundAnalysis:
         warnings=_mask_warnings(mask, kind) + notes,
         mask_source=mask_source,
     )
+
+
+_DEFAULT_BACKDROPS = {"dark": (0, 0, 0), "light": (255, 255, 255), "flat": (128, 128, 128)}
+
+
+def with_kind(analysis: BackgroundAnalysis, kind: str, image: Any = None) -> BackgroundAnalysis:
+    """The analysis with its kind set by the user (the ``background_kind`` setting); "auto" or the same kind keep it.
+
+    The subject mask stays the analysis's; a plain kind takes its backdrop colour from the pixels outside the mask
+    (of ``image``, when given), so "transparent" cuts the subject out and "scenic" keeps the backdrop as it is."""
+    if kind == "auto" or kind == analysis.kind:
+        return analysis
+    if kind not in KINDS:
+        from ..errors import SettingsError
+
+        raise SettingsError("background_kind", kind, "auto or one of " + ", ".join(KINDS))
+    backdrop: tuple[int, int, int] | None = None
+    if kind in _DEFAULT_BACKDROPS:
+        backdrop = _DEFAULT_BACKDROPS[kind]
+        if image is not None:
+            rgb = np.asarray(_flatten_for_display(_as_pil(image)))
+            outside = ~analysis.mask if rgb.shape[:2] == analysis.mask.shape else None
+            if outside is not None and outside.any():
+                backdrop = tuple(int(v) for v in np.median(rgb[outside], axis=0))  # type: ignore[assignment]
+    note = (f"background kind set to {kind} by the background_kind setting (the analysis said {analysis.kind}, "
+            f"confidence {analysis.confidence:.2f})")
+    evidence = dict(analysis.evidence, analysed_confidence=float(analysis.confidence))
+    return BackgroundAnalysis(kind=kind, confidence=1.0, mask=analysis.mask, backdrop_rgb=backdrop,
+                              evidence=evidence, warnings=[*analysis.warnings, note],
+                              mask_source=analysis.mask_source)

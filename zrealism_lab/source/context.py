@@ -97,8 +97,9 @@ def understand_source(source: Any, settings: StaticSettings, models: Any, *, siz
                       max_pixels: int | None = None) -> SourceContext:
     """Intake, background analysis, preparation, prompts and control maps: no diffusion model is loaded here."""
     from ..control import resolve_empty_pose
+    from ..adapters.tags import split_lora_tags
     from ..prompts import build_negative_prompt, build_prompt
-    from .background import analyze_background
+    from .background import analyze_background, with_kind
     from .intake import load_image
     from .preparation import PrepareSettings, prepare
 
@@ -111,7 +112,7 @@ def understand_source(source: Any, settings: StaticSettings, models: Any, *, siz
     profile, units = check_named_settings(settings, models)
 
     t = time.perf_counter()
-    analysis = analyze_background(loaded.image)
+    analysis = with_kind(analyze_background(loaded.image), getattr(settings, "background_kind", "auto"), loaded.image)
     notes += list(analysis.warnings)
     timings["background"] = time.perf_counter() - t
 
@@ -121,7 +122,8 @@ def understand_source(source: Any, settings: StaticSettings, models: Any, *, siz
                                     lighting_hints=settings.lighting_hints, long_side=size or settings.size,
                                     mask_controls=settings.mask_controls)
     prepared = prepare(loaded, analysis, prep_settings)
-    prompt = build_prompt(settings.prompt, list(prepared.prompt_hints), profile)
+    # <lora:NAME:W> tags select LoRAs (adapters.plan) and are not text the model sees.
+    prompt = build_prompt(split_lora_tags(settings.prompt)[0], list(prepared.prompt_hints), profile)
     negative = build_negative_prompt(settings.negative_prompt, profile)
     timings["prepare"] = time.perf_counter() - t
 

@@ -213,6 +213,13 @@ def sample_path(name: str) -> Path:
     return path
 
 
+def resolve_source(value: object) -> object:
+    """``sample:NAME`` (as on the command line) names a bundled sample's PNG; anything else is returned as is."""
+    if isinstance(value, str) and value.startswith("sample:"):
+        return str(sample_path(value.split(":", 1)[1]))
+    return value
+
+
 def load_sample(name: str) -> Image.Image:
     """Load the shipped sample ``name`` fully into memory (RGBA for "transparent", else RGB)."""
     with Image.open(sample_path(name)) as image:

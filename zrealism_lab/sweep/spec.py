@@ -26,8 +26,8 @@ from ..settings import SPECS, UNIT_SPECS, ControlUnit, StaticSettings, control_u
 
 SPEC_KEYS = ("image", "preset", "base", "axes", "seeds", "name")
 UNIT_AXIS_FIELDS = tuple(name for name in UNIT_SPECS if name != "kind")
-_AXIS_FORMS = ("a setting (" + ", ".join(SPECS) + "), 'controls', or controls.KIND.FIELD with FIELD one of "
-               + ", ".join(UNIT_AXIS_FIELDS))
+_AXIS_FORMS = ("a setting (" + ", ".join(SPECS) + "), 'controls', 'loras', loras.NAME (a LoRA's weight), or "
+               "controls.KIND.FIELD with FIELD one of " + ", ".join(UNIT_AXIS_FIELDS))
 
 MAX_JOBS_ENV = "ZREALISM_MAX_SWEEP_JOBS"
 DEFAULT_MAX_SWEEP_JOBS = 10_000
@@ -123,6 +123,8 @@ class SweepSpec:
         names = [axis.name for axis in self.axes]
         if len(set(names)) != len(names):
             raise SettingsError("axes", names, "each setting at most once")
+        if "loras" in names and any(name.startswith("loras.") for name in names):
+            raise SettingsError("axes", names, "either a 'loras' axis or loras.NAME axes, not both")
         if "controls" in names and any(axis.unit for axis in self.axes):
             raise SettingsError("axes", names, "either a 'controls' axis or controls.KIND.FIELD axes, not both")
         base_units = _base_units(base, default_controls) if any(axis.unit for axis in self.axes) else None
@@ -332,6 +334,9 @@ def _check_axis(axis: Axis, base_units: tuple[ControlUnit, ...] | None) -> None:
             except SettingsError:
                 raise SettingsError(axis.name, value, spec.allowed()) from None
         return
+    if axis.name == "loras" or axis.name.startswith("loras."):
+        _check_lora_axis(axis)
+        return
     if axis.name not in SPECS:
         raise SettingsError("axes", axis.name, _AXIS_FORMS)
     for value in axis.values:
@@ -340,6 +345,31 @@ def _check_axis(axis: Axis, base_units: tuple[ControlUnit, ...] | None) -> None:
             from ..profiles import get_profile
 
             get_profile(value)
+
+
+def _check_lora_axis(axis: Axis) -> None:
+    """'loras.NAME' sweeps one LoRA's weight; 'loras' sweeps whole LoRA lists ('a:0.5,b', or none as '')."""
+    from ..adapters.values import check_loras, normalize_loras
+    from ..settings import LORA_WEIGHT_SPEC
+
+    if axis.name == "loras":
+        for value in axis.values:
+            check_loras(normalize_loras(value))
+        return
+    if not axis.name.removeprefix("loras.").strip():
+        raise SettingsError("axes", axis.name, "loras.NAME with NAME a LoRA's name")
+    for value in axis.values:
+        try:
+            LORA_WEIGHT_SPEC.check(value)
+        except SettingsError:
+            raise SettingsError(axis.name, value, LORA_WEIGHT_SPEC.allowed()) from None
+
+
+def _with_lora_weight(loras: tuple[tuple[str, float], ...], name: str, weight: float) -> tuple[tuple[str, float], ...]:
+    """The LoRA list with ``name`` at ``weight``: replaced in place, or added at the end."""
+    if any(known == name for known, _ in loras):
+        return tuple((known, weight if known == name else w) for known, w in loras)
+    return (*loras, (name, weight))
 
 
 def _apply(base: StaticSettings, base_units: tuple[ControlUnit, ...] | None, axes: Sequence[Axis],
@@ -352,6 +382,9 @@ def _apply(base: StaticSettings, base_units: tuple[ControlUnit, ...] | None, axe
             units[kind] = dataclasses.replace(units[kind], **{name: value})
         elif axis.name == "controls":
             changes["controls"] = _controls_value(value)
+        elif axis.name.startswith("loras."):
+            loras = changes.get("loras", base.loras)
+            changes["loras"] = _with_lora_weight(loras, axis.name.removeprefix("loras."), float(value))
         else:
             changes[axis.name] = value
     if units is not None:
