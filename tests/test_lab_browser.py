@@ -275,30 +275,6 @@ def test_results_lead_with_numbers_and_keep_pictures_comparable(lab_page):
     screenshot(page, "lab-06-results")
 
 
-def test_a_lora_switched_on_with_its_slider_reaches_the_run(lab_page):
-    page = lab_page
-    _tab(page, "Controls")
-    page.click(".zr-adapters-rescan")  # the tiny preset's LoRAs are on disk once the first run built its bundle
-    switch = page.locator(".zr-lora-tiny-detail-enabled input")
-    switch.wait_for(timeout=30_000)
-    switch.check()
-    readout = page.locator(".zr-lora-tiny-detail-weight .widget-readout")
-    readout.click()
-    page.keyboard.press("Control+A")
-    page.keyboard.type("0.8")
-    page.keyboard.press("Enter")
-    page.wait_for_function("() => document.querySelector('.zr-lora-tiny-detail-weight .widget-readout')"
-                           ".textContent.trim() === '0.80'")
-    screenshot(page, "lab-06-lora-slider")
-    page.click(".zr-run-button")
-    _wait_done(page)
-    assert _state(page) == "done", page.inner_text(".zr-message")
-    _tab(page, "Results")
-    assert "LoRA tiny-detail 0.8" in page.inner_text(".zr-result-adapters")
-    _tab(page, "Controls")
-    switch.uncheck()  # the tests after this one run without it
-
-
 def test_ctrl_enter_runs_from_the_prompt(lab_page):
     page = lab_page
     _tab(page, "Controls")
@@ -461,3 +437,28 @@ def _steps(text: str) -> tuple[int, int]:
     found = re.search(r"(\d+)/(\d+)", text)
     assert found, text
     return int(found.group(1)), int(found.group(2))
+
+
+def test_a_lora_switched_on_with_its_slider_reaches_the_run(lab_page):
+    """Last: its run would shift the run numbers the tests above count on."""
+    page = lab_page
+    _tab(page, "Controls")
+    page.click(".zr-adapters-rescan")  # the tiny preset's LoRAs are on disk once the first run built its bundle
+    switch = page.locator(".zr-lora-tiny-detail-enabled input")
+    switch.wait_for(timeout=30_000)
+    switch.check()
+    readout = page.locator(".zr-lora-tiny-detail-weight .widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("0.8")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('.zr-lora-tiny-detail-weight .widget-readout')"
+                           ".textContent.trim() === '0.80'")
+    screenshot(page, "lab-06-lora-slider")
+    page.click(".zr-run-button")
+    _wait_done(page)
+    assert _state(page) == "done", page.inner_text(".zr-message")
+    _tab(page, "Results")
+    assert "LoRA tiny-detail 0.8" in page.inner_text(".zr-result-adapters")
+    _tab(page, "Controls")
+    switch.uncheck()

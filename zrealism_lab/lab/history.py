@@ -80,7 +80,8 @@ def report_parameters(entry: HistoryEntry, preset: str, folder: Path, known: dic
     if entry.settings is None:
         raise SettingsError("run", entry.number, "a run whose settings this version reads",
                             "Its record's settings are from another version of the lab.")
-    values: dict[str, Any] = {k: v for k, v in entry.settings.to_dict().items() if k in known}
+    # Lists, not tuples: papermill writes a tuple it does not know as its text ("()" for no LoRA).
+    values: dict[str, Any] = {k: _listed(v) for k, v in entry.settings.to_dict().items() if k in known}
     values["preset"] = preset
     if entry.result is None:  # a run folder from an earlier session: its source file, where it had one
         source = ((entry.record or {}).get("source") or {}).get("path")
@@ -100,6 +101,12 @@ def report_parameters(entry: HistoryEntry, preset: str, folder: Path, known: dic
         path.write_bytes(png_bytes(entry.result.context.source.image))
         values["image"] = str(path)
     return {k: v for k, v in values.items() if k in known}
+
+
+def _listed(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_listed(v) for v in value]
+    return value
 
 
 GALLERY_LIMIT = 24  # thumbnails in the History tab; the list below it holds every run
