@@ -251,3 +251,31 @@ def test_fast_toggle_child_keeps_the_storage(tiny_bundle, one_thread):
     cost = child_fast_toggle(tiny_bundle, {})
     assert cost["same_storage"] is True and len(cost["on"]) == len(cost["off"]) == 2
     assert cost["anon_added"] < 64 * 2**20
+
+
+@pytest.mark.slow
+def test_end_to_end_speed_rows_on_the_tiny_bundle(tiny_bundle, tmp_path, monkeypatch, one_thread):
+    """The quality-against-fast rows, each child run in this process on the tiny bundle: the fast runs really take
+    the few-step LoRA, LCM and guidance 1, and the ratios are computed against quality."""
+    from zrealism_lab.bench import fast, fullsize
+    from zrealism_lab.bench.child import CHILD_TASKS
+
+    monkeypatch.setattr(fast, "STILL_SIZE", 64)
+    monkeypatch.setattr(fast, "CLIP_SIZE", 64)
+    monkeypatch.setattr(fast, "CLIP_FRAMES", 8)
+    monkeypatch.setattr(fullsize, "run_child", lambda task, bundle, params: CHILD_TASKS[task](tiny_bundle, params))
+    extras_dir = str(tmp_path / "extras")
+    still = {r.what: r for r in fast.end_to_end_still_rows(tiny_bundle, lambda text: None,
+                                                           modes=("quality", "fast"), extras_dir=extras_dir)}
+    assert (tmp_path / "extras" / f"{fast.FAST_LORA_NAME}.safetensors").is_file()
+    quality = still["512 px still, 2 ControlNets, end to end: speed quality"]
+    fast_row = still["512 px still, 2 ControlNets, end to end: speed fast"]
+    assert "21 denoising steps" in quality.note and "CFG 7.5" in quality.note
+    assert "4 denoising steps" in fast_row.note and "lcm, CFG 1" in fast_row.note
+    ratio = still["512 px still end to end: fast / quality"]
+    assert ratio.target == "<= 0.125" and ratio.value == pytest.approx(fast_row.value / quality.value)
+    clip = {r.what: r for r in fast.end_to_end_clip_rows(tiny_bundle, lambda text: None, extras_dir=extras_dir)}
+    projected = clip["8-frame 64 px clip, 2 ControlNets: speed quality (projected to 15 steps)"]
+    assert "over 2 steps" in projected.note and projected.value > 0
+    assert "4 denoising steps" in clip["8-frame 64 px clip, 2 ControlNets, end to end: speed fast"].note
+    assert clip["8-frame 64 px clip, 2 ControlNets: fast + TAESD decode / quality"].value > 0

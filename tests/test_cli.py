@@ -84,6 +84,8 @@ def test_models_check_reports_missing_offline(capsys):
     code = main(["models", "check", "realistic-vision"])
     out = capsys.readouterr().out
     assert code == 1 and "MISSING" in out and "zrealism models download realistic-vision" in out
+    few_step = next(line for line in out.splitlines() if "few-step LoRA (speed fast)" in line)
+    assert "MISSING" in few_step and "latent-consistency/lcm-lora-sdv1-5" in few_step
 
 
 def test_models_tiny_builds_bundle(tmp_path, capsys):

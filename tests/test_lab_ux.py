@@ -305,3 +305,16 @@ def test_history_comes_back_from_the_run_folders(tmp_path):
     again.fields["seed"].value = 123
     again.send_settings(2)
     assert again.fields["seed"].value == 7 and again.unit_rows["canny"].enabled.value
+
+
+def test_the_speed_field_says_what_the_mode_changes_and_reaches_the_run_settings(lab):
+    speed = lab.fields["speed"]
+    assert speed.value == "quality" and "no lever on" in html.unescape(speed.message.value)
+    speed.value = "fast"
+    try:
+        note = html.unescape(speed.message.value)
+        assert "4 LCM steps with the few-step LoRA" in note and "guidance 1" in note
+        assert lab.current_settings().speed == "fast"
+        assert lab.temporal.settings().speed == "fast"  # the clip tab runs in the same mode
+    finally:
+        speed.value = "quality"

@@ -111,3 +111,27 @@ def test_engine_cache_reloads_a_component_changed_on_disk(tmp_path):
     weights = bundle / "vae" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes())  # rewritten (new mtime): must not be served from the old engine
     assert get_engine(bundle, device="cpu") is not first
+
+
+def test_download_fetches_every_hub_component_and_the_few_step_lora(monkeypatch, tmp_path):
+    """What `zrealism models download` asks the hub for (the hub call itself is replaced: tests never touch the
+    network): each component's repository once, safetensors and configs only, then the few-step LoRA."""
+    import huggingface_hub
+
+    from zrealism_lab.models.download import download_modelset
+    from zrealism_lab.models.modelset import resolve_modelset
+
+    asked: list[tuple[str, list[str]]] = []
+
+    def fake_snapshot(repo, allow_patterns=None, ignore_patterns=None):
+        asked.append((repo, list(allow_patterns or ())))
+        return str(tmp_path / repo.replace("/", "--"))
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    models = resolve_modelset("realistic-vision")
+    download_modelset(models)
+    repos = [repo for repo, _ in asked]
+    assert repos[-1] == "latent-consistency/lcm-lora-sdv1-5" and len(repos) == len(set(repos))
+    assert {ref.location for ref in models.components() if ref.kind == "hub"} <= set(repos)
+    assert all("*.bin" not in patterns and "*.safetensors" in patterns for _, patterns in asked)

@@ -43,8 +43,9 @@ def static_report(tmp_path_factory, sample_64, tiny_engine):
 @pytest.fixture(scope="module")
 def temporal_report(tmp_path_factory, tiny_engine):
     out = tmp_path_factory.mktemp("temporal-report")
-    return run_report("temporal", {"sample": "dark", "size": 64, "frames": 8, "steps": 4, "detect_resolution": 64},
-                      out, progress=False)
+    # a LoRA and the few-step mode too, so the report's adapters and speed section has something to show
+    return run_report("temporal", {"sample": "dark", "size": 64, "frames": 8, "steps": 4, "detect_resolution": 64,
+                                   "loras": "tiny-detail:0.8", "speed": "few-step"}, out, progress=False)
 
 
 def test_static_report_html_sits_beside_the_record_with_embedded_pictures_and_metrics(static_report):
@@ -91,6 +92,8 @@ def test_temporal_report_shows_frames_clip_and_clip_metrics(temporal_report):
     assert html.count("data:image/png;base64,") >= 8
     assert 'class="zr-metrics"' in html and "flicker" in html and "warp_error" in html
     assert "frame 8" in html and "random weights" in html
+    assert "Adapters and speed" in html and "tiny-detail" in html and "Speed few-step: what the mode changed" in html
+    assert record["settings"]["scheduler"] == "lcm" and record["speed"]["mode"] == "few-step"
     _no_network_resources(html)
 
 

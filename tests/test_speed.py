@@ -54,3 +54,23 @@ def test_each_lever_changes_the_pixels_and_a_seed_repeats_them(tiny_engine, samp
     assert first.speed["few_step"] == (mode != "bf16") and (first.speed["autocast"] == "bfloat16") == (mode != "few-step")
     after = run_static(sample_64, base, engine=tiny_engine, evaluate=False)
     assert np.array_equal(pixels(after), pixels(quality))  # nothing of the mode stays behind
+
+
+def test_the_speed_note_names_missing_weights_and_where_to_get_them(tiny_engine):
+    import dataclasses
+
+    from zrealism_lab.models.modelset import resolve_modelset
+    from zrealism_lab.speed import few_step_lora_location, speed_note
+
+    where, present = few_step_lora_location(tiny_engine.models)
+    assert present and where.endswith("tiny-lcm")
+    realistic = resolve_modelset("realistic-vision")
+    where, present = few_step_lora_location(realistic)
+    assert (where, present) == ("latent-consistency/lcm-lora-sdv1-5", False)  # nothing fetched on this machine
+    note = speed_note("fast", realistic)
+    assert "needs latent-consistency/lcm-lora-sdv1-5" in note and "zrealism models download realistic-vision" in note
+    assert "no effect" in speed_note("few-step", tiny_engine.models) and "needs" not in speed_note(
+        "few-step", tiny_engine.models)
+    none = dataclasses.replace(tiny_engine.models, fast_lora=None)
+    assert "names no few-step LoRA" in speed_note("fast", none)
+    assert speed_note("bf16", none, device="cuda").startswith("bf16: bf16 autocast is a CPU lever")

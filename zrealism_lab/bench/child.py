@@ -17,7 +17,7 @@ from ..files import atomic_write_json
 from .measure import (PeakPoller, StepClock, memory_breakdown, page_in, peak_rss_bytes, read_chars, reset_peak_rss,
                       rss_bytes)
 from .overhead import source_image, static_overhead_inputs, static_settings, temporal_overhead_inputs, temporal_settings
-from .fast import child_fast_still, child_fast_toggle
+from .fast import child_fast_run, child_fast_still, child_fast_toggle
 from .refine import child_refine
 from .adapters import child_adapters
 from .table import GIB
@@ -348,7 +348,8 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 CHILD_TASKS: dict[str, Callable[[Path, dict[str, Any]], dict[str, Any]]] = {
     "write": _child_write, "static": _child_static, "temporal": _child_temporal, "clip": _child_clip,
     "gpu": _child_gpu, "gpu-lowmem": _child_gpu_lowmem, "refine": child_refine,
-    "fast-still": child_fast_still, "fast-toggle": child_fast_toggle, "adapters": child_adapters,
+    "fast-still": child_fast_still, "fast-run": child_fast_run, "fast-toggle": child_fast_toggle,
+    "adapters": child_adapters,
 }
 
 

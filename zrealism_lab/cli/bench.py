@@ -29,8 +29,10 @@ def add_parser(subparsers: Any) -> None:
                         help="torch threads for every measurement (default: torch's choice, usually the core count)")
     parser.add_argument("--only", choices=["refine", "fast", "adapters"], default=None,
                         help="one section alone: 'refine' measures the full-size hires and face passes (~10 minutes); "
-                             "'fast' the fast modes: 512 px fp32 / bf16, TAESD / VAE, 48 / 16-frame memory, "
-                             "temporal overhead (~15 minutes); 'adapters' two rank-32 LoRAs: load, switch, fuse, memory, steps (~5 minutes)")
+                             "'fast' the fast modes: the 512 px still and the 16-frame clip end to end in each "
+                             "speed mode, 512 px fp32 / bf16 steps, TAESD / VAE, 48 / 16-frame memory, temporal "
+                             "overhead (~45 minutes); 'adapters' two rank-32 LoRAs: load, switch, fuse, memory, "
+                             "steps (~5 minutes)")
     parser.set_defaults(func=cmd_bench)
 
 

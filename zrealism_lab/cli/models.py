@@ -48,7 +48,12 @@ def adapters_block(models: Any) -> str:
     from ..adapters.files import EMBEDDING_DIRS_ENV, LORA_DIRS_ENV
     from ..adapters.inventory import adapter_inventory
 
+    from ..speed import few_step_lora_location
+
     lines = ["adapters (optional):"] + ["  " + entry.line() for entry in adapter_inventory(models)]
+    where, present = few_step_lora_location(models)
+    if where is not None:
+        lines.append(f"  {'few-step LoRA (speed fast)':26s} {'present' if present else 'MISSING':8s} {where}")
     lines.append(f"  LoRAs and embeddings are found by name in ${LORA_DIRS_ENV} / ${EMBEDDING_DIRS_ENV} (folders "
                  "separated by ':'); a path or hub id works too.")
     return "\n".join(lines)

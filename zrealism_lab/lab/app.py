@@ -283,10 +283,12 @@ class Lab(SourcePanel):
         self._stage = None
         self._throttle.reset()
         self.reset_run_bar()
+        # Said before the start: a job that fails at once writes its error from the worker thread, which a
+        # "running" line said afterwards would overwrite.
+        self.say(message, "info")
         if not self.runner.start(job, on_progress=self._on_step, on_finish=finish, message=message):
             self.say(BUSY_MESSAGE, "warn")
             return False
-        self.say(message, "info")
         return True
 
     def engine_for(self, ctx: JobContext, preset: str) -> Any:

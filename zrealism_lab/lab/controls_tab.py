@@ -9,7 +9,8 @@ import ipywidgets as w
 
 from ..errors import SettingsError
 from ..settings import SPECS, UNIT_SPECS, ControlUnit, StaticSettings
-from .adapters_section import ADAPTER_SETTINGS
+from ..speed import SPEEDS, speed_note
+from .adapters_section import ADAPTER_SETTINGS, adapter_models
 from .fields import SpecField
 from .state import size_note
 from .views import message_html
@@ -39,6 +40,7 @@ class ControlsTab:
 
     def _build_controls_tab(self, preset: str, base: StaticSettings, profiles: Mapping[str, Any],
                             profile_problem: str) -> w.Widget:
+        self.preset_name = preset
         self.control_sections: list[Callable[[], list[w.Widget]]] = [
             lambda: self._profile_section(base, profiles, profile_problem),
             lambda: self._units_section(preset, base),
@@ -99,8 +101,10 @@ class ControlsTab:
                                    options=[(choice.label, name) for name, choice in SCHEDULERS.items()])
         f["size"] = SpecField(SPECS["size"], base.size, label="size (long side)")
         f["size"].set_note(lambda value: size_note(value, self.source_size))
-        return [section("Generation"), f["strength"].row, f["steps"].row, f["cfg"].row, f["seed"].row,
-                f["scheduler"].row, f["size"].row]
+        f["speed"] = SpecField(SPECS["speed"], base.speed, options=list(SPEEDS))
+        f["speed"].set_note(lambda value: speed_note(value, adapter_models(self.preset_name)))
+        return [section("Generation"), f["speed"].row, f["strength"].row, f["steps"].row, f["cfg"].row,
+                f["seed"].row, f["scheduler"].row, f["size"].row]
 
     def _colour_section(self, base: StaticSettings) -> list[w.Widget]:
         from ..colour import COLOUR_METHODS

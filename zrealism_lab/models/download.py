@@ -25,4 +25,7 @@ def download_modelset(models: ModelSet | str) -> list[str]:
         seen.add(ref.location)
         print(f"downloading {ref.location} ...")
         folders.append(snapshot_download(ref.location, allow_patterns=ALLOW_PATTERNS, ignore_patterns=IGNORE_PATTERNS))
+    if modelset.fast_lora and modelset.fast_lora.count("/") == 1 and modelset.fast_lora not in seen:
+        print(f"downloading {modelset.fast_lora} (the few-step LoRA of speed fast) ...")  # a hub id, not a path
+        folders.append(snapshot_download(modelset.fast_lora, allow_patterns=["*.safetensors", "*.json"]))
     return folders

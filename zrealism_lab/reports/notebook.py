@@ -416,6 +416,21 @@ def show_adapters(result: Any) -> None:
     show_table(rows, "Adapters" + (" (LoRAs fused into the base weights)" if fused else ""))
 
 
+def show_speed(result: Any) -> None:
+    """The run's speed mode: the settings it changed and its notes (bf16 support, the few-step LoRA)."""
+    speed = getattr(result, "speed", None) or {}
+    if not speed or speed.get("mode") == "quality":
+        show_note("Speed quality: the settings as given, no speed lever on.")
+        return
+    rows = [{"setting": name, "ran with": value if not isinstance(value, (list, tuple)) else
+             ", ".join(f"{item[0]}:{item[1]:g}" if isinstance(item, (list, tuple)) else str(item) for item in value)}
+            for name, value in (speed.get("changes") or {}).items()]
+    rows.append({"setting": "bf16 autocast", "ran with": speed.get("autocast") or "off"})
+    show_table(rows, f"Speed {speed.get('mode')}: what the mode changed")
+    for note in speed.get("notes") or ():
+        show_note(note)
+
+
 def show_temporal_inputs(result: Any) -> None:
     """Still mode: the source and its background analysis. Clip mode: the first input frames and their masks."""
     inputs = result.inputs
