@@ -212,11 +212,12 @@ def test_fullsize_modelset_points_at_local_folders(tmp_path):
 def test_the_lora_bench_measures_every_lever_on_the_tiny_bundle(tiny_engine, tmp_path):
     """The full-size LoRA child's own code, over the tiny bundle: two LoRAs loaded once each, every switch after
     that reads no file, and the rows come out of what it measured."""
+    from zrealism_lab.bench import adapters
     from zrealism_lab.bench.adapters import child_adapters, rows_from
 
     point = child_adapters(tmp_path, {"tiny": True, "rank": 4})
     assert point["lora_loads"] == 2 and point["lora_bytes"] > 0
-    assert point["switch_set"] >= 0 and len(point["step_fused"]) == 2
+    assert point["switch_set"] >= 0 and len(point["step_fused"]) == adapters.STEP_REPEATS
     rows = rows_from(point)
     assert len(rows) == 6 and all(r.value is not None for r in rows)
 

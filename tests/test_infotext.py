@@ -172,3 +172,48 @@ def test_a_clips_still_keeps_its_static_runs_infotext(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "output.png", pnginfo=info)
     assert still_run_text(str(tmp_path))["parameters"].startswith("a still")
     assert still_run_text(None) is None and still_run_text(str(tmp_path / "gone")) is None
+
+
+@pytest.mark.parametrize("prompt,loras", [
+    ("a knight", (("armour", 0.7), ("tiny-detail", 1.0))),  # listed only: the writer tags them
+    ("a knight, <lora:armour:0.7>", (("tiny-detail", 0.5),)),  # one tagged by the user, one listed
+    ("a knight, <lora:armour:0.7>, <lora:tiny-detail:1.25>", ()),  # tagged only: written as they are
+])
+def test_active_loras_are_written_as_a1111_tags_and_read_back_once(prompt, loras):
+    from zrealism_lab.adapters.tags import split_lora_tags
+
+    settings = StaticSettings(prompt=prompt, loras=loras)
+    text = write_infotext(split_lora_tags(prompt)[0], settings.negative_prompt, settings.to_dict(), (512, 512))
+    written = text.splitlines()[0]
+    tagged = dict(split_lora_tags(written)[1])
+    assert tagged == {**dict(split_lora_tags(prompt)[1]), **dict(loras)}  # every active LoRA, each tag once
+    imported = read_settings(text)
+    assert imported.settings == settings and imported.unmapped == {}
+    s = imported.settings
+    listed, in_prompt = {n for n, _ in s.loras}, {n for n, _ in split_lora_tags(s.prompt)[1]}
+    assert not listed & in_prompt and listed | in_prompt == set(tagged)  # none twice, none lost
+    s.validated()
+
+
+def test_without_the_labs_field_the_tags_alone_select_the_loras():
+    text = write_infotext("a knight", "blurry", StaticSettings(prompt="a knight", loras=(("armour", 0.7),)).to_dict(),
+                          (512, 512))
+    a1111_view = "\n".join(line.split(", Z-Realism settings:")[0] for line in text.splitlines())
+    imported = read_settings(a1111_view)
+    assert imported.settings.prompt == "a knight, <lora:armour:0.7>" and imported.settings.loras == ()
+
+
+def test_a_unit_given_its_map_is_module_none_and_reads_back():
+    unit = ControlUnit("openpose", 0.8, 0.0, 0.8, image="skeleton.png")
+    data = StaticSettings(controls=(unit,)).to_dict()
+    text = write_infotext("a knight", "blurry", data, (512, 512),
+                          models={"controlnets": {"openpose": {"kind": "hub",
+                                                               "location": "lllyasviel/control_v11p_sd15_openpose"}}})
+    assert 'ControlNet 0: "Module: none, Model: control_v11p_sd15_openpose, Weight: 0.8' in text
+    imported = read_settings(text)
+    assert imported.settings.controls == (unit,) and imported.unmapped == {}
+    # A1111's own text does not carry the map: the unit is read, and the note says how to give the map
+    a1111_view = text.split(", Z-Realism settings:")[0]
+    imported = read_settings(a1111_view)
+    assert imported.settings.controls == (ControlUnit("openpose", 0.8, 0.0, 0.8),)
+    assert "openpose@PATH" in imported.unmapped["ControlNet 0 map"]

@@ -318,3 +318,22 @@ def test_the_speed_field_says_what_the_mode_changes_and_reaches_the_run_settings
         assert lab.temporal.settings().speed == "fast"  # the clip tab runs in the same mode
     finally:
         speed.value = "quality"
+
+
+def test_a_unit_with_its_own_map_keeps_it_when_sent_back_to_controls(lab, tmp_path):
+    from PIL import Image
+
+    from zrealism_lab.settings import ControlUnit
+
+    skeleton = tmp_path / "skeleton.png"
+    Image.new("RGB", (64, 64)).save(skeleton)
+    before = lab.current_settings()
+    lab.apply_settings(before.replace(controls=(ControlUnit("depth", 0.7, image=str(skeleton)),)))
+    try:
+        row = lab.unit_rows["depth"]
+        assert "own map skeleton.png" in row.given_note.value
+        (unit,) = lab.current_settings().controls
+        assert unit.image == str(skeleton) and unit.scale == 0.7
+    finally:
+        lab.apply_settings(before)
+    assert lab.unit_rows["depth"].given_note.value == "" and all(u.image is None for u in lab.current_settings().controls)

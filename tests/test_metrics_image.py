@@ -460,3 +460,18 @@ def test_metric_report_extend_and_flat():
     other = control_adherence(Image.new("RGB", (8, 8)), {"depth": np.zeros((8, 8))}, lambda kind: lambda image: np.zeros((8, 8)))
     report.extend(other)
     assert report.flat() == {"depth_rmse": 0.0, "depth_spearman": 1.0}
+
+
+def test_pose_adherence_takes_the_detectors_stacked_keypoints_for_nobody_and_for_two_people():
+    """The pose detectors return people stacked as (18 x people, 2); nobody found is (0, 2). Both score, neither
+    is mistaken for an image."""
+    from zrealism_lab.metrics.adherence import control_adherence
+
+    person = np.zeros((18, 2))
+    person[:4] = [[10, 10], [20, 20], [30, 30], [40, 40]]
+    two = np.concatenate([person, person + [5, 0]])  # (36, 2)
+    output = Image.new("RGB", (64, 64))
+    found = control_adherence(output, {"openpose": two}, lambda kind: (lambda image: two))
+    assert found.value("pose_pck") == 1.0 and found.value("pose_keypoints_fed") == 36  # without confidences all count
+    nobody = control_adherence(output, {"openpose": two}, lambda kind: (lambda image: np.zeros((0, 2))))
+    assert nobody.value("pose_pck") == 0.0 and nobody.value("pose_keypoints_missing") == 36

@@ -60,7 +60,7 @@ def test_the_speed_note_names_missing_weights_and_where_to_get_them(tiny_engine)
     import dataclasses
 
     from zrealism_lab.models.modelset import resolve_modelset
-    from zrealism_lab.speed import few_step_lora_location, speed_note
+    from zrealism_lab.speed_status import few_step_lora_location, speed_note
 
     where, present = few_step_lora_location(tiny_engine.models)
     assert present and where.endswith("tiny-lcm")

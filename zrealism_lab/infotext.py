@@ -5,6 +5,10 @@ sha256, one `ControlNet N:` line per unit as sd-webui-controlnet writes them, `V
 Civitai and image browsers read a lab run. Settings A1111 has no field for travel in one `Z-Realism settings:` field
 (only those that differ from their defaults), so an infotext the lab wrote parses back to identical settings.
 `read_settings` takes a PNG or the text (the lab's or A1111's) and says what it could not map.
+
+The active LoRAs are written as A1111 writes them, `<lora:NAME:W>` tags in the prompt (besides `Lora hashes`), and
+read back as tags in the prompt, which select the same LoRAs; a unit given its own map is `Module: none`, as
+sd-webui-controlnet writes a unit with no preprocessor.
 """
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ MODULES = {("depth", "midas"): "depth_midas", ("depth", "inflate"): "zrealism_de
 # A1111 modules of a kind the lab has, with no method of the same name: the kind's default method stands in.
 MODULE_PREFIXES = (("depth", "depth"), ("openpose", "openpose"), ("dw_openpose", "openpose"), ("canny", "canny"),
                    ("lineart_anime", "lineart_anime"))
+# sd-webui-controlnet's preprocessor of a unit given its own map; the kind then comes from the model's name.
+GIVEN_MODULE = "none"
+MODEL_KINDS = (("lineart", "lineart_anime"), ("pose", "openpose"), ("depth", "depth"), ("canny", "canny"))
 HIRES_UPSCALERS = {"lanczos": "Lanczos", "latent": "Latent"}
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
@@ -95,11 +102,14 @@ def _file_sha(hashes: Mapping[str, Mapping[str, str]] | None, role: str) -> str 
 def unit_line(unit: Mapping[str, Any], detect_resolution: Any, model: str | None, model_sha: str | None) -> str:
     """One unit in sd-webui-controlnet's format (quoted as a whole, as it writes it)."""
     method = unit.get("method")
-    if method is None:  # the kind's default detector ran (importing the package registers the providers)
-        from .control import base as control_base
+    if unit.get("image"):  # the user's own map: no preprocessor ran
+        module = GIVEN_MODULE
+    else:
+        if method is None:  # the kind's default detector ran (importing the package registers the providers)
+            from .control import base as control_base
 
-        method = control_base.available_methods(unit["kind"])[0]
-    module = MODULES.get((unit["kind"], method), f"zrealism_{unit['kind']}_{method}")
+            method = control_base.available_methods(unit["kind"])[0]
+        module = MODULES.get((unit["kind"], method), f"zrealism_{unit['kind']}_{method}")
     name = model or f"controlnet_{unit['kind']}"
     parts = [("Module", module), ("Model", f"{name} [{short_hash(model_sha, 8)}]" if model_sha else name),
              ("Weight", float(unit.get("scale", 1.0))), ("Resize Mode", "Crop and Resize"),
@@ -134,6 +144,7 @@ def write_infotext(prompt: str, negative: str, settings: Mapping[str, Any], size
     given (quoted where A1111 would)."""
     from . import __version__
 
+    prompt = with_lora_tags(prompt, settings)
     models = models or {}
     fields: list[tuple[str, Any]] = [("Steps", settings.get("steps"))]
     fields += sampler_fields(str(settings.get("scheduler")))
@@ -169,6 +180,28 @@ def write_infotext(prompt: str, negative: str, settings: Mapping[str, Any], size
     fields.append(("Version", f"zrealism-lab {__version__}"))
     text = ", ".join(f"{k}: {v}" for k, v in fields if v is not None)
     return f"{prompt}\nNegative prompt: {negative}\n{text}"
+
+
+def with_lora_tags(prompt: str, settings: Mapping[str, Any]) -> str:
+    """The prompt with a `<lora:NAME:W>` tag for each active LoRA (tagged in the settings' prompt or listed in their
+    ``loras``) that it does not tag yet, appended as A1111 users write them."""
+    from .adapters.tags import lora_tags, split_lora_tags
+    from .errors import SettingsError
+
+    def tags_of(text: Any) -> list[tuple[str, float]]:
+        try:
+            return split_lora_tags(str(text or ""))[1]
+        except SettingsError:  # a malformed tag is left as it is (the settings' own check reports it)
+            return []
+
+    present = {name for name, _ in tags_of(prompt)}
+    active = [*tags_of(settings.get("prompt")), *((str(n), float(w)) for n, w in settings.get("loras") or ())]
+    # A name with ':', '<' or '>' cannot be a tag: it travels in the Z-Realism settings field only.
+    missing = [(n, w) for n, w in active if n not in present and not any(c in n for c in ":<>")]
+    missing = list(dict.fromkeys(missing))
+    if not missing:
+        return prompt
+    return ", ".join(part for part in (prompt.strip(), lora_tags(missing)) if part)
 
 
 def _refinement_fields(settings: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -248,7 +281,16 @@ def _unit_from(line: str, unmapped: dict[str, str], key: str) -> tuple[dict[str,
     fields = {k.strip(): unquote(v.strip()) for k, v in _PARAM.findall(line)}
     module = fields.get("Module", "")
     pair = next((kind_method for kind_method, name in MODULES.items() if name == module), None)
-    if pair is None:
+    if module.lower() == GIVEN_MODULE:  # a given map: the kind is the model's, the map itself is not in the text
+        model = fields.get("Model", "").lower()
+        kind = next((kind for word, kind in MODEL_KINDS if word in model), None)
+        if kind is None:
+            unmapped[key] = f"{line} (module none with a model of no control kind in this lab)"
+            return None, fields
+        unmapped[f"{key} map"] = (f"{module} (a map of your own; the text does not carry it, so the lab's "
+                                  f"{kind} detector stands in: give yours with {kind}@PATH)")
+        pair = (kind, None)
+    elif pair is None:
         kind = next((kind for prefix, kind in MODULE_PREFIXES if module.startswith(prefix)), None)
         if kind is None:
             unmapped[key] = f"{line} (module {module!r} has no control kind in this lab)"
@@ -351,9 +393,15 @@ def read_settings(png_or_text: str | Path | bytes | Any) -> ImportedSettings:
     cls = TemporalSettings if temporal else StaticSettings
     if OWN_FIELD in parsed["params"]:
         try:
-            values.update(json.loads(parsed["params"][OWN_FIELD]))
+            own = json.loads(parsed["params"][OWN_FIELD])
         except json.JSONDecodeError:
             unmapped[OWN_FIELD] = parsed["params"][OWN_FIELD] + " (not JSON)"
+        else:
+            values.update(own)
+            if isinstance(own, dict) and own.get("controls"):  # the lab's own units carry their given maps
+                for key in [k for k in unmapped if k.startswith("ControlNet ") and k.endswith(" map")]:
+                    del unmapped[key]
+    values["prompt"] = _untag_listed_loras(values.get("prompt"), values.get("loras"))
     known = set(cls.__dataclass_fields__)
     for key in sorted(set(values) - known):
         unmapped[key] = f"{values.pop(key)} (no such setting for {'clips' if temporal else 'stills'})"
@@ -364,6 +412,22 @@ def read_settings(png_or_text: str | Path | bytes | Any) -> ImportedSettings:
                             f"It could not be read as settings: {exc}") from None
     return ImportedSettings(settings, "temporal" if temporal else "static", models, unmapped,
                             parsed["params"].get("Version"))
+
+
+def _untag_listed_loras(prompt: Any, loras: Any) -> Any:
+    """A LoRA both tagged in the prompt and listed in ``loras`` (the writer tags the listed ones) is listed once:
+    its tag leaves the prompt."""
+    if not isinstance(prompt, str) or not loras:
+        return prompt
+    names = {str(item[0]) for item in loras if isinstance(item, (list, tuple)) and item}
+    text = prompt
+    for name in names:
+        text = re.sub(r"<\s*(?:lora|lyco)\s*:\s*" + re.escape(name) + r"\s*(?::[^<>]*)?>", " ", text,
+                      flags=re.IGNORECASE)
+    if text == prompt:
+        return prompt
+    text = re.sub(r"\s*,(\s*,)+", ",", text)  # as adapters.tags leaves a prompt whose tags it took
+    return re.sub(r"[ \t]{2,}", " ", text).strip().strip(",").strip()
 
 
 def _infotext_of(value: Any) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -9,6 +10,8 @@ from .errors import SettingsError
 from .spec import Spec
 
 CONTROL_KINDS = ("depth", "openpose", "canny", "lineart_anime")
+CONTROLS_SYNTAX = ("KIND, KIND=SCALE or KIND=SCALE:START:END with numbers; a detector method may follow the kind "
+                   "(KIND:METHOD=SCALE), and a map image of your own may end the unit (KIND=SCALE@PATH or KIND@PATH)")
 
 DEFAULT_PROMPT = ("raw photo, photorealistic portrait of a real person, live action film still, natural skin texture, "
                   "detailed eyes, realistic hair, cinematic lighting")
@@ -149,6 +152,7 @@ UNIT_SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("start", float, "fraction of the steps at which this ControlNet starts guiding", 0.0, 1.0, step=0.05),
     Spec("end", float, "fraction of the steps at which this ControlNet stops guiding", 0.0, 1.0, step=0.05),
     Spec("method", str, "detector method for this control kind", optional=True),
+    Spec("image", str, "a map of your own (clips: or a folder, one per frame) used instead of a detector's", optional=True),
 ]}
 
 
@@ -162,6 +166,11 @@ class ControlUnit:
     end: float = 1.0
     method: str | None = None  # None: the provider's default method for this model set
     params: Mapping[str, Any] = field(default_factory=dict)  # detector parameters, e.g. canny low/high
+    image: str | None = None  # a map of the user's own (a folder of one per frame for clips): no detector runs
+
+    def __post_init__(self) -> None:  # a Path is kept as text: records and equality stay plain
+        if isinstance(self.image, os.PathLike):
+            object.__setattr__(self, "image", os.fspath(self.image))
 
     def validated(self) -> "ControlUnit":
         for spec in UNIT_SPECS.values():
@@ -171,12 +180,15 @@ class ControlUnit:
                                 f"a value greater than its start ({self.start:g})")
         if not isinstance(self.params, Mapping):
             raise SettingsError(f"controls[{self.kind}].params", self.params, "a mapping of detector parameters")
+        if self.image is not None:
+            from .control.given import check_given_image  # the file's header only: cheap, and before any model
+            check_given_image(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["params"] = dict(self.params)
-        return data
+        return {k: v for k, v in data.items() if k != "image" or v is not None}  # old records and job ids stay
 
 
 class SettingsMixin:
@@ -406,26 +418,30 @@ def control_unit_from(value: Any) -> ControlUnit:
 
 
 def parse_controls(text: str) -> list[ControlUnit]:
-    """'depth,canny', 'depth=0.8,openpose=0.6:0.0:0.8' (scale[:start:end]) or 'openpose:mediapipe=0.7' (a detector
-    method after the kind)."""
+    """Units as on the command line and in sweep specs: 'depth,canny', 'depth=0.8,openpose=0.6:0.0:0.8' (scale[:start:
+    end]), 'openpose:mediapipe=0.7' (a detector method after the kind), and a map of your own after '@' instead of a
+    detector's: 'openpose=0.8@skeleton.png', 'depth@map.png', 'openpose=0.8:0:0.8@map.png' (the path runs to the next
+    comma; clips also take a folder of one map per frame)."""
     units: list[ControlUnit] = []
     if text.strip().lower() in ("", "none"):
         return units
     for item in text.split(","):
-        head, _, rest = item.strip().partition("=")
+        spec, at, image = item.partition("@")
+        head, _, rest = spec.strip().partition("=")
         kind, _, method = head.partition(":")
-        values: dict[str, Any] = {"kind": kind.strip()}
+        values: dict[str, Any] = {"kind": kind.strip(), **({"image": image.strip()} if at else {})}
+        if not values["kind"] or (at and not image.strip()):
+            raise SettingsError("controls", item, CONTROLS_SYNTAX)
         if method.strip():
             values["method"] = method.strip()
-        if rest:
+        if rest or spec.strip().endswith("="):
             parts = rest.split(":")
             try:
                 numbers = [float(p) for p in parts]
             except ValueError:
-                raise SettingsError("controls", item, "KIND, KIND=SCALE or KIND=SCALE:START:END with numbers (a "
-                                    "detector method may follow the kind: KIND:METHOD=SCALE)") from None
+                raise SettingsError("controls", item, CONTROLS_SYNTAX) from None
             if len(numbers) not in (1, 3):
-                raise SettingsError("controls", item, "KIND=SCALE or KIND=SCALE:START:END (or KIND:METHOD=...)")
+                raise SettingsError("controls", item, CONTROLS_SYNTAX)
             values["scale"] = numbers[0]
             if len(numbers) == 3:
                 values["start"], values["end"] = numbers[1], numbers[2]

@@ -60,7 +60,9 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
                         help=spec_help(SPECS["background_kind"], d.background_kind))
     parser.add_argument("--controls", default=None,
                         help="control units: 'depth,canny' or 'depth=0.8,openpose=0.7:0.0:0.9' (scale[:start:end]), "
-                             "a detector method after the kind ('openpose:mediapipe=0.8'); 'none' for plain img2img "
+                             "a detector method after the kind ('openpose:mediapipe=0.8'), or a control map of your "
+                             "own after '@' instead of a detector ('openpose=0.8@skeleton.png', 'depth@map.png'; "
+                             "clips also take a folder of one map per frame); 'none' for plain img2img "
                              "(default: the preset's units)")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
     parser.add_argument("--offload", default="auto", help="auto, none, model or sequential (default: auto)")

@@ -48,7 +48,7 @@ def adapters_block(models: Any) -> str:
     from ..adapters.files import EMBEDDING_DIRS_ENV, LORA_DIRS_ENV
     from ..adapters.inventory import adapter_inventory
 
-    from ..speed import few_step_lora_location
+    from ..speed_status import few_step_lora_location
 
     lines = ["adapters (optional):"] + ["  " + entry.line() for entry in adapter_inventory(models)]
     where, present = few_step_lora_location(models)

@@ -10,14 +10,21 @@ from typing import Any, Sequence
 from ..models.modelset import RANDOM_WEIGHTS_NOTE
 from .common import Parser, run_main
 
-DESCRIPTION = ("Expand a sweep spec into a manifest of fully specified jobs (validated before anything runs), run "
-               "the ones not finished yet (each with its own run record; a failed job is recorded and the sweep goes "
-               "on), then write results.json and a labelled contact sheet.")
+DESCRIPTION = ("Expand a sweep spec (of stills, or of clips with kind: temporal) into a manifest of fully "
+               "specified jobs (validated before anything runs), run the ones not finished yet (each with its own run "
+               "record; a failed job is recorded and the sweep goes on), then write results.json and a labelled "
+               "contact sheet.")
 EPILOG = """spec (JSON or YAML):
   {"image": "sample:transparent", "preset": "tiny", "base": {"size": 64, "steps": 4},
    "axes": {"strength": [0.5, 0.6, 0.7], "controls.depth.scale": [0.5, 1.0]}, "seeds": [0, 1]}
 axes: any setting (strength, cfg, seed, scheduler, colour_method, profile, ...), controls.KIND.scale|start|end|method,
 or controls (values like "depth,canny"). First axis = contact sheet X, second = Y, the rest = pages.
+image axis: "axes": {"image": "my-characters/"} (a folder: its png/jpg/jpeg/webp files) or a list of image paths,
+instead of "image"; every file is checked before the sweep starts, and the sheet labels each by its file name.
+clips: "kind": "temporal" makes each job a still -> clip run; base and axes are then temporal settings
+(frames, motion_prompt, context_length, ...), and results and sheets show each clip's first frame:
+  {"kind": "temporal", "image": "sample:light", "preset": "tiny", "base": {"size": 64, "frames": 8, "steps": 2},
+   "axes": {"motion_prompt": ["waves", "blinks"]}}
 
 scale out: accelerate launch --multi_gpu --num_processes N -m zrealism_lab.sweep SPEC --out DIR
 (on a machine without CUDA the same command runs N CPU processes over gloo)."""

@@ -134,6 +134,8 @@ def _settings_from_record(settings_class: Any, record: dict[str, Any], notes: li
         # set's default units change between versions.
         settings = settings.replace(controls=tuple(control_unit_from(u) for u in units))
     if getattr(settings, "controls", None):
+        settings = settings.replace(controls=tuple(_recorded_map(u, record) for u in settings.controls))
+    if getattr(settings, "controls", None):
         # Loading pickle checkpoints is the user's decision, never a file's: an opt-in stored in a record (which
         # anyone can edit) is dropped; the user can still opt in with ZREALISM_ALLOW_PICKLE_ANNOTATORS=1.
         opted = [u.kind for u in settings.controls if isinstance(u.params, dict) and u.params.get("allow_pickle")]
@@ -145,6 +147,33 @@ def _settings_from_record(settings_class: Any, record: dict[str, Any], notes: li
                 notes.append(f"the record allowed pickle checkpoints for {', '.join(opted)}; a rerun does not take "
                              "that from a record: set ZREALISM_ALLOW_PICKLE_ANNOTATORS=1 if you trust the files")
     return settings.validated()
+
+
+def _recorded_map(unit: Any, record: dict[str, Any]) -> Any:
+    """A unit given its own map: the file (or folder) the run read, by the absolute path the record keeps (the unit's
+    own may be relative to where the run started), checked against the recorded sha256 before any model loads."""
+    import dataclasses
+
+    from ..control.given import check_given_image, given_digest
+
+    entry = (record.get("controls") or {}).get(unit.kind)
+    if unit.image is None or not isinstance(entry, dict):
+        return unit
+    given = entry if entry.get("given") else entry.get("params") if isinstance(entry.get("params"), dict) else {}
+    if not given.get("given"):
+        return unit
+    path = Path(str(given.get("image") or unit.image))
+    if not path.exists():
+        raise IntakeError(f"the run's {unit.kind} map '{path}' is not there any more: a rerun needs the map the run "
+                          "used. Put it back, or start a new run with the map where it is now.")
+    unit = dataclasses.replace(unit, image=str(path))
+    check_given_image(unit)  # a clear error if it is no longer an image
+    expected, current = given.get("sha256"), given_digest(unit)
+    if expected and current != expected:
+        raise IntakeError(f"the {unit.kind} map '{path}' changed since the run: its sha256 is {current[:12]}..., the "
+                          f"record says {expected[:12]}.... A rerun would not be exact: put the original map back, or "
+                          "start a new run with the changed map.")
+    return unit
 
 
 def _refuse_still_from_static(record: dict[str, Any], folder: Path) -> None:

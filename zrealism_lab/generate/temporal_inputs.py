@@ -14,7 +14,7 @@ from ..engine import Engine
 from ..errors import IntakeError
 from ..progress import ProgressCallback, emit
 from ..settings import MAX_CLIP_FRAMES, ControlUnit, TemporalSettings
-from ..source.context import SourceContext, check_named_settings, detect_unit, understand_source
+from ..source.context import SourceContext, check_named_settings, detect_unit, understand_source, unit_method
 from ..source.preparation import resize_mask
 
 if TYPE_CHECKING:
@@ -59,6 +59,18 @@ def _units_for(settings: TemporalSettings, default: Sequence[ControlUnit]) -> tu
     return tuple(settings.controls) if settings.controls is not None else tuple(default)
 
 
+def given_frames(unit: ControlUnit, engine: Engine, size: tuple[int, int], frames: int
+                 ) -> tuple[list[Image.Image], dict[str, Any]]:
+    """A unit's given map(s) for every frame (one image repeated, or a folder's maps in name order) and its record
+    entry: the file or folder, its sha256, and the detector adherence would use (none made these maps)."""
+    from ..control.given import load_given
+
+    given = load_given(unit, size, frames)
+    found = sum(1 for image in given.images if image.getbbox())
+    return given.images, {"method": unit_method(unit, engine), "found_frames": found, "frames": frames,
+                          "from": "the given map" + ("s" if given.record.get("maps") else ""), **given.record}
+
+
 def inputs_from_static(result: Any, settings: TemporalSettings, engine: Engine) -> TemporalInputs:
     """Still mode from a StaticResult: its final still, its control maps (new kinds are detected on the still) and
     its prompts; colours stay anchored to the static run's fixed source."""
@@ -72,11 +84,16 @@ def inputs_from_static(result: Any, settings: TemporalSettings, engine: Engine) 
     still = fit_frame(still, size)
     mask = None if ctx.prepared.mask is None else resize_mask(ctx.prepared.mask, size)
     _, units = check_named_settings(settings, engine, _units_for(settings, ctx.units))
+    frames = settings.frames
+    _check_given(units, settings, frames)
     notes: list[str] = []
     maps: dict[str, Image.Image] = {}
+    given: dict[str, list[Image.Image]] = {}
     records: dict[str, Any] = {}
     for unit in units:
-        if unit.kind in ctx.control_maps:
+        if unit.image is not None:
+            given[unit.kind], records[unit.kind] = given_frames(unit, engine, size, frames)
+        elif unit.kind in ctx.control_maps:
             cmap = ctx.control_maps[unit.kind]
             maps[unit.kind] = cmap.image.convert("RGB").resize(size, Image.BILINEAR)
             records[unit.kind] = {"method": cmap.method, "found": cmap.found, "from": "static run"}
@@ -86,10 +103,10 @@ def inputs_from_static(result: Any, settings: TemporalSettings, engine: Engine) 
             notes += cmap.warnings
             maps[unit.kind] = cmap.image
             records[unit.kind] = {"method": cmap.method, "found": cmap.found, "from": "the still"}
-    frames = settings.frames
     reference = ctx.prepared.image.convert("RGB")
+    control_frames = {u.kind: given[u.kind] if u.kind in given else [maps[u.kind]] * frames for u in units}
     return TemporalInputs(
-        "still", [still] * frames, {k: [m] * frames for k, m in maps.items()}, units,
+        "still", [still] * frames, control_frames, units,
         join_fragments([ctx.prompt, settings.motion_prompt]), ctx.negative_prompt, [fit_frame(reference, size)] * frames,
         [mask] * frames if mask is not None else None, float(settings.fps or 8), still=still, context=ctx,
         control_records=records, notes=notes, timings={"inputs": time.perf_counter() - t},
@@ -100,16 +117,20 @@ def inputs_from_source(source: Any, settings: TemporalSettings, engine: Engine) 
     """Still mode from an image or path: the prepared source is the still, with its own control maps."""
     from ..prompts import join_fragments
 
-    ctx = understand_source(source, settings.static_settings(), engine, size=settings.size)
-    still = ctx.prepared.image.convert("RGB")
     frames = settings.frames
+    _check_given(settings.controls or (), settings, frames)
+    ctx = understand_source(source, settings.static_settings(), engine, size=settings.size, map_frames=frames)
+    still = ctx.prepared.image.convert("RGB")
+    control_frames = {k: [m.image.convert("RGB")] * frames for k, m in ctx.control_maps.items()}
+    records = {k: {"method": m.method, "found": m.found, "from": "the source"} for k, m in ctx.control_maps.items()}
+    for unit in ctx.units:
+        if unit.image is not None:  # the context holds a folder's first map; the clip takes one per frame
+            control_frames[unit.kind], records[unit.kind] = given_frames(unit, engine, ctx.prepared.size, frames)
     return TemporalInputs(
-        "still", [still] * frames, {k: [m.image.convert("RGB")] * frames for k, m in ctx.control_maps.items()},
+        "still", [still] * frames, control_frames,
         ctx.units, join_fragments([ctx.prompt, settings.motion_prompt]), ctx.negative_prompt, [still] * frames,
         [ctx.prepared.mask] * frames, float(settings.fps or 8), still=still, context=ctx,
-        control_records={k: {"method": m.method, "found": m.found, "from": "the source"}
-                         for k, m in ctx.control_maps.items()},
-        notes=list(ctx.warnings), timings=dict(ctx.timings))
+        control_records=records, notes=list(ctx.warnings), timings=dict(ctx.timings))
 
 
 @dataclass
@@ -150,6 +171,7 @@ def inputs_from_clip(clip: Any, settings: TemporalSettings, engine: Engine,
     timings["intake"] = clip.seconds if isinstance(clip, SampledClip) else time.perf_counter() - t
 
     profile, units = check_named_settings(settings, engine, _units_for(settings, engine.models.default_controls))
+    _check_given(units, settings, len(decoded.frames))
 
     t = time.perf_counter()
     first = decoded.frames[0]
@@ -166,6 +188,11 @@ def inputs_from_clip(clip: Any, settings: TemporalSettings, engine: Engine,
     start = time.perf_counter()
     total = len(units) * len(frames)
     for u_index, unit in enumerate(units):
+        if unit.image is not None:  # the user's maps: no detector runs, none is dropped
+            maps[unit.kind], records[unit.kind] = given_frames(unit, engine, size, len(frames))
+            kept.append(unit)
+            emit(on_step, "controls", (u_index + 1) * len(frames), total, start)
+            continue
         detected = []
         for f_index, (frame, mask) in enumerate(zip(frames, masks)):
             detected.append(detect_unit(unit, frame, engine, size=size, detect_resolution=settings.detect_resolution,
@@ -187,3 +214,11 @@ def inputs_from_clip(clip: Any, settings: TemporalSettings, engine: Engine,
     fps = float(settings.fps) if settings.fps else min(60.0, max(1.0, decoded.fps))
     return TemporalInputs("clip", frames, maps, tuple(kept), prompt, negative, frames, masks, fps,
                           clip=decoded.to_dict(), control_records=records, notes=notes, timings=timings)
+
+
+def _check_given(units: Sequence[ControlUnit], settings: TemporalSettings, frames: int) -> None:
+    """Given maps checked before any work: the files, one map per frame for a folder, and no hires pass that would
+    detect over them."""
+    from ..control.given import check_given_units
+
+    check_given_units(units, settings, frames)

@@ -9,7 +9,8 @@ import ipywidgets as w
 
 from ..errors import SettingsError
 from ..settings import SPECS, UNIT_SPECS, ControlUnit, StaticSettings
-from ..speed import SPEEDS, speed_note
+from ..speed import SPEEDS
+from ..speed_status import speed_note
 from .adapters_section import ADAPTER_SETTINGS, adapter_models
 from .fields import SpecField
 from .state import size_note

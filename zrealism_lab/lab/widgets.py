@@ -3,6 +3,7 @@ placeholder picture, section titles, and one control unit's row."""
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any, TypeVar
 
 import ipywidgets as w
@@ -72,12 +73,15 @@ class UnitRow:
         self.map_image = thumb_image(f"zr-unit-{kind}-map", 96)
         self.message = classed(w.HTML(""), "zr-field-message")
         self.preflight = classed(w.HTML(""), f"zr-unit-{kind}-preflight")
+        # A map the user gave (settings controls=KIND@PATH, e.g. a run sent back to Controls): kept, and said
+        self.given_image: str | None = None
+        self.given_note = classed(w.HTML(""), f"zr-unit-{kind}-given")
         for widget in (self.start, self.end):
             widget.observe(lambda change: self.validate(), names="value")
         # Rows wrap instead of squeezing: sliders keep a usable minimum width in a narrow notebook.
         wrap = w.Layout(flex_flow="row wrap", align_items="center")
         controls = w.VBox([w.HBox([self.scale, self.start, self.end], layout=wrap),
-                           w.HBox([self.method, self.message], layout=wrap), self.preflight],
+                           w.HBox([self.method, self.message], layout=wrap), self.given_note, self.preflight],
                           layout=w.Layout(flex="1 1 420px", min_width="0"))
         self.row = classed(w.HBox([self.enabled, controls, self.map_image], layout=wrap), f"zr-unit-{kind}")
         self.enabled.observe(lambda change: self._show_enabled(), names="value")
@@ -103,6 +107,10 @@ class UnitRow:
         if unit is not None:
             self.scale.value, self.start.value, self.end.value = unit.scale, unit.start, unit.end
             self.method.value = unit.method or self.default_method
+        self.given_image = unit.image if unit is not None else None
+        self.given_note.value = "" if self.given_image is None else (
+            f'<span class="zr-field-note">own map {html.escape(Path(self.given_image).name)}: no detector runs '
+            "for this unit</span>")
 
     def validate(self) -> str | None:
         problem = check_unit_range(self.start.value, self.end.value)
@@ -114,7 +122,7 @@ class UnitRow:
         if not self.enabled.value:
             return None
         return ControlUnit(self.kind, float(self.scale.value), float(self.start.value), float(self.end.value),
-                           method=self.method.value)
+                           method=self.method.value, image=self.given_image)
 
     def show_map(self, image: Image.Image | None) -> None:
         self.map_image.value = placeholder() if image is None else display_png(image, 96)

@@ -198,9 +198,13 @@ def keypoints_from_pose_map(pose_map: Any) -> np.ndarray:
 
 
 def _looks_like_keypoints(value: Any) -> bool:
-    if not isinstance(value, np.ndarray) or value.ndim not in (2, 3):
+    """A keypoint array: (18, 2|3) for one person, (people, 18, 2|3), or the detectors' people stacked as
+    (18 x people, 2|3), none found being (0, 2|3). An image is (H, W) or (H, W, 3|4) with H, W > 3."""
+    if not isinstance(value, np.ndarray) or value.ndim not in (2, 3) or value.shape[-1] not in (2, 3):
         return False
-    return value.shape[-1] in (2, 3) and value.shape[-2] == N_BODY_KEYPOINTS
+    if value.ndim == 3:
+        return value.shape[-2] == N_BODY_KEYPOINTS
+    return value.shape[0] % N_BODY_KEYPOINTS == 0
 
 
 def _pose_keypoints(value: Any, size: tuple[int, int]) -> np.ndarray:
@@ -209,7 +213,10 @@ def _pose_keypoints(value: Any, size: tuple[int, int]) -> np.ndarray:
         keypoints = keypoints_from_pose_map(value)
         return _rescale(keypoints, value.size, size)
     if _looks_like_keypoints(value):
-        return np.asarray(value, dtype=np.float64)
+        keypoints = np.asarray(value, dtype=np.float64)
+        if keypoints.ndim == 2 and keypoints.shape[0] != N_BODY_KEYPOINTS:  # people stacked, or nobody
+            keypoints = keypoints.reshape(-1, N_BODY_KEYPOINTS, keypoints.shape[-1])
+        return keypoints
     if isinstance(value, np.ndarray):
         keypoints = keypoints_from_pose_map(value)
         return _rescale(keypoints, (value.shape[1], value.shape[0]), size)

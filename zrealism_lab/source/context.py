@@ -83,20 +83,44 @@ def check_named_settings(settings: Any, models: Any, units: Sequence[ControlUnit
 def detect_unit(unit: ControlUnit, image: Image.Image, models: Any, *, size: tuple[int, int],
                 detect_resolution: int, mask: np.ndarray | None = None, mask_to_subject: bool = False) -> ControlMap:
     """One control unit's map of an image, with the unit's method (or the model set's choice) and parameters."""
-    from ..control import CONTROL_PROVIDERS
+    from ..control import BODY_KEYPOINT_NAMES, CONTROL_PROVIDERS
 
     modelset = modelset_of(models)
-    return CONTROL_PROVIDERS.get(unit.kind).detect(
+    cmap = CONTROL_PROVIDERS.get(unit.kind).detect(
         image, size=size, detect_resolution=detect_resolution, mask=mask,
         mask_to_subject=mask_to_subject and mask is not None,
         method=modelset.control_method(unit.kind, unit.method), annotator_dir=annotator_dir(modelset),
         **dict(unit.params))
+    if unit.image is not None and cmap.keypoints is not None:
+        # A unit given its map is detected only to measure an output's adherence to that map. Its keypoints are
+        # grouped per person (people, 18, 2), as the given map's are: the adherence measure reads that shape for
+        # any number of people, including none (an output where nobody is found scores every keypoint missed).
+        cmap = dataclasses.replace(cmap, keypoints=cmap.keypoints.reshape(-1, len(BODY_KEYPOINT_NAMES), 2))
+    return cmap
+
+
+def unit_method(unit: ControlUnit, models: Any) -> str:
+    """The detector method a unit uses (its own, the model set's or the provider's default), by name."""
+    from ..control import CONTROL_PROVIDERS
+
+    return CONTROL_PROVIDERS.get(unit.kind).method(modelset_of(models).control_method(unit.kind, unit.method)).name
+
+
+def given_unit_map(unit: ControlUnit, models: Any, size: tuple[int, int]) -> ControlMap:
+    """The map of a unit given its own (``unit.image``): no detector runs. Its method is the detector that measures
+    the output's adherence to it; the map's params record the file and its sha256."""
+    from ..control.given import given_control_map
+
+    return given_control_map(unit, size, unit_method(unit, models))
 
 
 def understand_source(source: Any, settings: StaticSettings, models: Any, *, size: int | None = None,
-                      max_pixels: int | None = None) -> SourceContext:
-    """Intake, background analysis, preparation, prompts and control maps: no diffusion model is loaded here."""
+                      max_pixels: int | None = None, map_frames: int | None = None) -> SourceContext:
+    """Intake, background analysis, preparation, prompts and control maps: no diffusion model is loaded here.
+    Units given their own map (``image``) use it instead of a detector; ``map_frames`` (clips) is the frame count
+    a folder of maps must match (the context then holds the first map)."""
     from ..control import resolve_empty_pose
+    from ..control.given import check_given_units
     from ..adapters.tags import split_lora_tags
     from ..prompts import build_negative_prompt, build_prompt
     from .background import analyze_background, with_kind
@@ -110,6 +134,7 @@ def understand_source(source: Any, settings: StaticSettings, models: Any, *, siz
     timings["intake"] = time.perf_counter() - t
 
     profile, units = check_named_settings(settings, models)
+    check_given_units(units, settings, map_frames)  # before any work: a wrong map must not cost the source stage
 
     t = time.perf_counter()
     analysis = with_kind(analyze_background(loaded.image), getattr(settings, "background_kind", "auto"), loaded.image)
@@ -131,6 +156,12 @@ def understand_source(source: Any, settings: StaticSettings, models: Any, *, siz
     maps: dict[str, Any] = {}
     kept_units = []
     for unit in units:
+        if unit.image is not None:  # the user's own map, as given: not masked, never dropped as an empty pose
+            cmap = given_unit_map(dataclasses.replace(unit, image=_first_map(unit)), models, prepared.size)
+            notes += list(cmap.warnings)
+            maps[unit.kind] = cmap
+            kept_units.append(unit)
+            continue
         cmap = detect_unit(unit, prepared.image, models, size=prepared.size,
                            detect_resolution=settings.detect_resolution, mask=prepared.mask,
                            mask_to_subject=settings.mask_controls)
@@ -144,3 +175,10 @@ def understand_source(source: Any, settings: StaticSettings, models: Any, *, siz
         kept_units.append(unit)
     timings["controls"] = time.perf_counter() - t
     return SourceContext(loaded, analysis, prepared, maps, tuple(kept_units), prompt, negative, notes, timings)
+
+
+def _first_map(unit: ControlUnit) -> str:
+    """The unit's map for the source stage: the file, or a folder's first map (a clip's first frame)."""
+    from ..control.given import map_files
+
+    return str(map_files(unit)[0])

@@ -134,6 +134,8 @@ def sheets_from_rows(axes: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[s
     x_axis = axes[0] if len(axes) > 0 else None
     y_axis = axes[1] if len(axes) > 1 else None
     pages = []
+    x_values = (x_axis.get("labels") or x_axis["values"]) if x_axis else []  # labels: an image axis's file names
+    y_values = (y_axis.get("labels") or y_axis["values"]) if y_axis else []
     for page in page_keys(axes):
         cells: dict[tuple[int, int], Image.Image | str | None] = {}
         for row in rows:
@@ -148,11 +150,11 @@ def sheets_from_rows(axes: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[s
                 cells[key] = f"failed: {row.get('error') or 'no message'}"
             else:
                 cells[key] = "not run"
-        page_label = "  ·  ".join(f"{axis['name']} = {format_value(axis['values'][i])}"
+        page_label = "  ·  ".join(f"{axis['name']} = {format_value((axis.get('labels') or axis['values'])[i])}"
                                   for axis, i in zip(axes[2:], page))
         full_title = "  |  ".join(t for t in (title, page_label) if t)
-        sheet = draw_contact_sheet(cells, x_axis["name"] if x_axis else None, x_axis["values"] if x_axis else [],
-                                   y_axis["name"] if y_axis else None, y_axis["values"] if y_axis else [],
+        sheet = draw_contact_sheet(cells, x_axis["name"] if x_axis else None, x_values,
+                                   y_axis["name"] if y_axis else None, y_values,
                                    title=full_title, corner=source, cell=cell, note=note)
         pages.append((page_label, sheet))
     return pages
@@ -171,22 +173,31 @@ def sweep_contact_sheets(folder: str | os.PathLike, *, cell: int = 128,
     for row in rows:
         output = row.get("output")
         images[row["job"]] = _open(folder / output) if output else None
-    source = _source_thumbnail(folder, rows, Path(manifest["source"]["path"]))
     positions = {job["id"]: job["position"] for job in manifest["jobs"]}
-    image = manifest["source"]["image"]
-    shown = image if image.startswith("sample:") else Path(image).name
-    title = manifest.get("name") or f"sweep of {shown} ({manifest.get('preset')})"
+    clips = "clips " if manifest.get("run_kind") == "temporal" else ""
+    if manifest.get("source"):
+        source = _source_thumbnail(folder, rows, Path(manifest["source"]["path"]))
+        image = manifest["source"]["image"]
+        shown = image if image.startswith("sample:") else Path(image).name
+    else:  # an image axis: the images are on an axis, no one source sits in the corner
+        source = None
+        shown = f"{len({job['source']['path'] for job in manifest['jobs']})} images"
+    title = manifest.get("name") or f"sweep of {clips}{'of ' if clips else ''}{shown} ({manifest.get('preset')})"
     note = RANDOM_WEIGHTS_CAPTION if manifest.get("random_weights") else None
     return sheets_from_rows(manifest["axes"], rows, images, source=source, cell=cell, title=title, note=note,
                             positions=positions)
 
 
 def _source_thumbnail(folder: Path, rows: Sequence[Mapping[str, Any]], source: Path) -> Image.Image | None:
-    """The prepared source a run saw (transparency composited as the run did it), else the source file."""
+    """The prepared source a run saw (transparency composited as the run did it; a clip's still), else the source
+    file."""
     for row in rows:
-        prepared = folder / row["run_dir"] / "source_prepared.png" if row.get("status") == "completed" else None
-        if prepared is not None and prepared.is_file():
-            return _open(prepared)
+        if row.get("status") != "completed":
+            continue
+        for name in ("source_prepared.png", "still.png"):
+            prepared = folder / row["run_dir"] / name
+            if prepared.is_file():
+                return _open(prepared)
     return _open(source) if source.is_file() else None
 
 

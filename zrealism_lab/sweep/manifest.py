@@ -2,7 +2,8 @@
 job, and the job -> run folder mapping that makes a sweep resumable.
 
     SWEEP/
-      manifest.json          spec, source, model set + weight hashes, axes, jobs (id, coords, settings)
+      manifest.json          spec, kind (static | temporal), source, model set + weight hashes, axes, jobs (id,
+                             coords, settings, source)
       plan.json              the jobs this invocation runs (written by the main process, read by all)
       jobs/<id>.json         status of each job: completed | failed, run folder, error, seconds
       runs/<id>/<run>/       each job's own run folder(s) with record.json (a crashed attempt leaves one behind)
@@ -22,9 +23,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..errors import SettingsError
+from ..control.given import given_digest
 from ..files import atomic_write_json, sha256_file
 from ..records import RECORD_NAME
-from .spec import SweepSpec
+from .spec import SweepSpec, resolve_image
 
 MANIFEST_NAME = "manifest.json"
 PLAN_NAME = "plan.json"
@@ -40,48 +42,49 @@ def job_id(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def resolve_image(image: str) -> Path:
-    """`sample:NAME` names a bundled sample character; anything else is a path, checked like a single run's."""
-    from ..source.intake import validate_image_path
-
-    if image.startswith("sample:"):
-        from ..source.samples import sample_path
-
-        return sample_path(image.split(":", 1)[1])
-    return validate_image_path(image)
-
-
 def build_manifest(spec: SweepSpec, engine: Any) -> dict[str, Any]:
     """Expand and validate every job and describe it completely; raises SettingsError before anything runs."""
     from ..records import model_hashes
 
     models = engine.models
-    source = resolve_image(spec.image)
-    source_sha = sha256_file(source)
+    temporal = spec.kind == "temporal"
+    sources = {image: resolve_image(image) for image in spec.images}
+    shas = {image: sha256_file(path) for image, path in sources.items()}
     jobs = spec.expand(models.default_controls)
     hashes: dict[str, dict[str, str]] = {}
     entries = []
     seen: dict[str, int] = {}
     for job in jobs:
         kinds = check_units(job.settings, models)
-        roles = engine.roles_for(kinds, safety_checker=job.settings.safety_checker)
+        roles = engine.roles_for(kinds, temporal=temporal, safety_checker=getattr(job.settings, "safety_checker",
+                                                                                  False))
         job_hashes = model_hashes(engine, roles)
         hashes.update(job_hashes)
-        identity = {"settings": job.settings.to_dict(), "seed": job.settings.seed, "source_sha256": source_sha,
+        identity = {"settings": job.settings.to_dict(), "seed": job.settings.seed, "source_sha256": shas[job.image],
                     "models": models.to_dict(), "model_hashes": job_hashes}
+        if temporal:  # a static sweep's ids stay what they always were, so its folders still resume
+            identity["kind"] = "temporal"
+        given = {u.kind: given_digest(u) for u in job.settings.controls or () if u.image is not None}
+        if given:  # an edited map is a new job, not one already done
+            identity["control_map_sha256"] = given
         ident = job_id(identity)
         if ident in seen:
             raise SettingsError("axes", job.coords, "axes whose combinations give distinct settings",
                                 f"Jobs {seen[ident]} and {job.index} would run the same settings.")
         seen[ident] = job.index
-        entries.append({"id": ident, **job.to_dict(), "roles": roles})
+        entries.append({"id": ident, **job.to_dict(), "roles": roles,
+                        "source": {"image": job.image, "path": str(sources[job.image]), "sha256": shas[job.image]}})
+    single = spec.image is not None
     return {
         "format": MANIFEST_FORMAT,
         "kind": "sweep",
+        "run_kind": spec.kind,
         "name": spec.name,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         "spec": spec.to_dict(),
-        "source": {"image": spec.image, "path": str(source), "sha256": source_sha},
+        # with an image axis each job names its own source (jobs[].source) and there is no one source
+        "source": {"image": spec.image, "path": str(sources[spec.image]), "sha256": shas[spec.image]}
+        if single else None,
         "preset": spec.preset,
         "models": models.to_dict(),
         "random_weights": bool(getattr(models, "random_weights", False)),

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..files import atomic_write_json
 from ..records import RECORD_NAME
 from .manifest import RESULTS_NAME, completed_run, read_job_state, read_json, read_manifest, relative
-from .spec import format_value
+from .spec import IMAGE_AXIS, format_value, image_label
 
 RESULTS_FORMAT = 1
 HIGHER, LOWER = "higher", "lower"
@@ -28,13 +28,17 @@ def job_row(folder: str | os.PathLike, job: Mapping[str, Any]) -> dict[str, Any]
     folder = Path(folder)
     row: dict[str, Any] = {"job": job["id"], "index": job["index"]}
     row.update({name: cell_value(value) for name, value in job["coords"].items()})
+    if IMAGE_AXIS in job["coords"]:  # tables and plots name an image by its file; the path stays beside it
+        row[IMAGE_AXIS] = image_label(job["coords"][IMAGE_AXIS])
+        row["image_path"] = job["coords"][IMAGE_AXIS]
     row.setdefault("seed", job.get("seed"))
     state = read_job_state(folder, job["id"]) or {}
     run = completed_run(folder, job["id"])
     if run is not None:
         record = read_json(run / RECORD_NAME)
+        shown = run_picture(run)
         row.update(status="completed", run_dir=relative(run, folder),
-                   output=relative(run / "output.png", folder) if (run / "output.png").is_file() else None,
+                   output=relative(shown, folder) if shown is not None else None,
                    seconds=(record.get("timings") or {}).get("total"), error=None)
         for metric in (record.get("metrics") or {}).get("metrics", []):
             row[metric["name"]] = metric["value"]
@@ -44,6 +48,14 @@ def job_row(folder: str | os.PathLike, job: Mapping[str, Any]) -> dict[str, Any]
     else:
         row.update(status="pending", run_dir=None, output=None, seconds=None, error=None)
     return row
+
+
+RUN_PICTURES = ("output.png", "frames/frame_0001.png")  # a still's output; a clip's first frame
+
+
+def run_picture(run: Path) -> Path | None:
+    """The picture that stands for a run on sheets and in tables: a still's output, a clip's first frame."""
+    return next((run / name for name in RUN_PICTURES if (run / name).is_file()), None)
 
 
 def collect_rows(folder: str | os.PathLike, manifest: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -208,20 +208,25 @@ def remove_orphan_runs(runs: Path) -> list[Path]:
 
 
 def run_job(job: Mapping[str, Any], folder: Path, source: Path, engine: Any, *, token: str = "",
-            process_index: int = 0, cancel: Any = None) -> dict[str, Any]:
-    """Run one manifest job into runs/<id>/ and write jobs/<id>.json. A failure is recorded, not raised;
-    cancellation and Ctrl-C are raised (the run record says cancelled)."""
-    from ..settings import StaticSettings
-    from ..generate.static import run_static
+            process_index: int = 0, cancel: Any = None, kind: str = "static") -> dict[str, Any]:
+    """Run one manifest job into runs/<id>/ and write jobs/<id>.json: a still (run_static) or, in a temporal sweep,
+    a clip of the still (run_temporal). A failure is recorded, not raised; cancellation and Ctrl-C are raised (the
+    run record says cancelled)."""
+    if kind == "temporal":
+        from ..generate.temporal import run_temporal as run
+        from ..settings import TemporalSettings as Settings
+    else:
+        from ..generate.static import run_static as run
+        from ..settings import StaticSettings as Settings
 
-    settings = StaticSettings.from_dict(job["settings"])
+    settings = Settings.from_dict(job["settings"])
     runs = job_runs_dir(folder, job["id"])
     remove_orphan_runs(runs)
     state: dict[str, Any] = {"id": job["id"], "index": job["index"], "token": token, "process": process_index,
                              "started": _dt.datetime.now(_dt.timezone.utc).isoformat()}
     start = time.perf_counter()
     try:
-        result = run_static(source, settings, engine=engine, out_dir=runs, cancel=cancel)
+        result = run(source, settings, engine=engine, out_dir=runs, cancel=cancel)
     except (CancelledError, KeyboardInterrupt):
         raise
     except Exception as exc:  # any job's failure is that job's, the sweep goes on
@@ -244,6 +249,7 @@ def prepare_sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, out_d
     spec = load_spec(spec)
     check_output_root(out_dir)
     spec.base_settings()  # bad base settings: the single run's error, before any model set is resolved
+    spec.check_images()  # every source exists and decodes, before any model set is resolved
     engine = engine or get_engine(spec.preset, device=device, offload=offload)
     manifest = build_manifest(spec, engine)
     folder = check_output_root(out_dir)
@@ -271,7 +277,10 @@ def run_sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, out_dir: 
         plan_path = folder / PLAN_NAME
         if procs.is_main:
             try:
-                engine = engine or get_engine(spec.preset, device=device, offload=offload)
+                if engine is None:  # what needs no model is checked before one loads
+                    spec.base_settings()
+                    spec.check_images()
+                    engine = get_engine(spec.preset, device=device, offload=offload)
                 manifest = prepare_sweep(spec, folder, engine=engine)
                 todo, done = pending_jobs(folder, manifest["jobs"], retry_failed=retry_failed)
                 plan = {"token": secrets.token_hex(6), "processes": procs.count, "pending": [j["id"] for j in todo],
@@ -302,7 +311,7 @@ def _run_plan(folder: Path, manifest: dict[str, Any], plan: dict[str, Any], engi
     by_id = {job["id"]: job for job in manifest["jobs"]}
     pending = [by_id[ident] for ident in plan["pending"]]
     mine = procs.share(pending)
-    source = Path(manifest["source"]["path"])
+    kind = manifest.get("run_kind", "static")
     bar = SweepProgress(folder, plan["pending"], plan["token"], len(plan["finished"]),
                         disable=not progress) if procs.is_main else None
     finished = 0
@@ -311,8 +320,9 @@ def _run_plan(folder: Path, manifest: dict[str, Any], plan: dict[str, Any], engi
         for job in mine:
             if cancel is not None and getattr(cancel, "cancelled", False):
                 raise CancelledError(f"sweep cancelled after {finished} of {len(mine)} jobs")
+            source = Path((job.get("source") or manifest["source"])["path"])  # older manifests: one source
             state = run_job(job, folder, source, engine, token=plan["token"], process_index=procs.index,
-                            cancel=cancel)
+                            cancel=cancel, kind=kind)
             finished += 1
             if bar is not None:
                 if procs.count > 1:

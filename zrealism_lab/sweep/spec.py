@@ -9,6 +9,14 @@ Axes are a cartesian product in the order given: the first axis is the contact s
 rest its pages (Z). ``seeds`` is a shorthand for a last axis named ``seed``. An axis is a setting name of
 ``StaticSettings`` (strength, cfg, seed, scheduler, colour_method, profile, ...), ``controls.KIND.FIELD`` for one
 control unit's scale, start, end or method, or ``controls`` itself (each value a unit list such as "depth,canny").
+
+``image`` is an axis too: a list of image paths (or sample:NAME), or a folder (its png/jpg/jpeg/webp files, sorted,
+hidden ones skipped), instead of the spec's one ``image``; every file is checked (it exists and decodes) before the
+sweep starts, and contact sheets label each by its file name.
+
+``kind: temporal`` makes a sweep of clips: ``base`` and the axes are then ``TemporalSettings`` names (frames,
+motion_prompt, context_length, ... and the shared ones), each job is a still -> clip run_temporal of the image, and
+results and contact sheets show each clip's first frame. ``kind`` defaults to ``static``.
 """
 from __future__ import annotations
 
@@ -22,12 +30,25 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import SettingsError
-from ..settings import SPECS, UNIT_SPECS, ControlUnit, StaticSettings, control_unit_from
+from ..settings import (SPECS, TEMPORAL_SPECS, UNIT_SPECS, ControlUnit, StaticSettings, TemporalSettings,
+                        control_unit_from)
 
-SPEC_KEYS = ("image", "preset", "base", "axes", "seeds", "name")
+SPEC_KEYS = ("image", "preset", "base", "axes", "seeds", "name", "kind")
+SWEEP_KINDS = ("static", "temporal")
+IMAGE_AXIS = "image"
 UNIT_AXIS_FIELDS = tuple(name for name in UNIT_SPECS if name != "kind")
-_AXIS_FORMS = ("a setting (" + ", ".join(SPECS) + "), 'controls', 'loras', loras.NAME (a LoRA's weight), or "
-               "controls.KIND.FIELD with FIELD one of " + ", ".join(UNIT_AXIS_FIELDS))
+SETTINGS_CLASSES = {"static": StaticSettings, "temporal": TemporalSettings}
+SETTINGS_SPECS = {"static": SPECS, "temporal": TEMPORAL_SPECS}
+
+
+def axis_forms(kind: str = "static") -> str:
+    """What an axis may be, for error messages: the settings of the sweep's kind and the compound forms."""
+    return (f"a {SETTINGS_CLASSES[kind].__name__} setting (" + ", ".join(SETTINGS_SPECS[kind]) + "), 'image', "
+            "'controls', 'loras', loras.NAME (a LoRA's weight), or controls.KIND.FIELD with FIELD one of "
+            + ", ".join(UNIT_AXIS_FIELDS))
+
+
+_AXIS_FORMS = axis_forms("static")
 
 MAX_JOBS_ENV = "ZREALISM_MAX_SWEEP_JOBS"
 DEFAULT_MAX_SWEEP_JOBS = 10_000
@@ -49,10 +70,17 @@ class Axis:
         return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == "controls" else None
 
     def label(self, value: Any) -> str:
-        return f"{self.name} = {format_value(value)}"
+        return f"{self.name} = {self.value_label(value)}"
+
+    def value_label(self, value: Any) -> str:
+        """How a value is shown on sheets and in tables: an image by its file name, the rest by format_value."""
+        return image_label(value) if self.name == IMAGE_AXIS else format_value(value)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "values": [_jsonable(v) for v in self.values]}
+        data: dict[str, Any] = {"name": self.name, "values": [_jsonable(v) for v in self.values]}
+        if self.name == IMAGE_AXIS:
+            data["labels"] = [self.value_label(v) for v in self.values]
+        return data
 
 
 @dataclass(frozen=True)
@@ -62,7 +90,8 @@ class Job:
     index: int
     coords: dict[str, Any]  # axis name -> value of this job
     position: tuple[int, ...]  # index of each axis value, in axis order
-    settings: StaticSettings
+    settings: StaticSettings | TemporalSettings
+    image: str = ""  # the job's source: the spec's image, or this job's value of the image axis
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "coords": {k: _jsonable(v) for k, v in self.coords.items()},
@@ -71,13 +100,35 @@ class Job:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """What to sweep: a source image, a model preset, base settings and the axes."""
+    """What to sweep: a source image (or an image axis), a model preset, base settings and the axes."""
 
-    image: str  # a path or sample:NAME
+    image: str | None  # a path or sample:NAME; None when an axis named image gives each job's
     preset: str = "tiny"
     base: Mapping[str, Any] = field(default_factory=dict)
     axes: tuple[Axis, ...] = ()
     name: str | None = None
+    kind: str = "static"  # or "temporal": TemporalSettings, and each job a still -> clip run
+
+    @property
+    def settings_class(self) -> type:
+        return SETTINGS_CLASSES[self.kind]
+
+    @property
+    def images(self) -> list[str]:
+        """Every source image of the sweep, in axis order (one, without an image axis)."""
+        axis = next((a for a in self.axes if a.name == IMAGE_AXIS), None)
+        return list(axis.values) if axis is not None else [self.image]
+
+    def check_images(self) -> list[Path]:
+        """Every source exists and decodes (a truncated file is found now, not in the middle of the sweep)."""
+        from ..source.intake import load_image
+
+        paths = []
+        for image in self.images:
+            path = resolve_image(image)
+            load_image(path)
+            paths.append(path)
+        return paths
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -88,31 +139,49 @@ class SweepSpec:
         unknown = sorted(set(data) - set(SPEC_KEYS))
         if unknown:
             raise SettingsError(unknown[0], data[unknown[0]], "one of the sweep spec keys " + ", ".join(SPEC_KEYS))
+        kind = data.get("kind", "static")
+        if kind not in SWEEP_KINDS:
+            raise SettingsError("kind", kind, "static (stills, the default) or temporal (clips)")
+        axes_data = data.get("axes") or {}
         image = data.get("image")
-        if not isinstance(image, str) or not image:
-            raise SettingsError("image", image, "an image path or sample:NAME (transparent, dark, light, scenic)")
-        if relative_to is not None and not image.startswith("sample:") and not Path(image).expanduser().is_absolute():
-            image = str(Path(relative_to) / image)
+        image_axis = isinstance(axes_data, Mapping) and IMAGE_AXIS in axes_data
+        if image_axis and image is not None:
+            raise SettingsError("image", image, "either one 'image' or an 'image' axis, not both",
+                                "Add this image to the image axis's list instead.")
+        if not image_axis:
+            if not isinstance(image, str) or not image:
+                raise SettingsError("image", image, "an image path or sample:NAME (transparent, dark, light, scenic)"
+                                    ", or an 'image' axis of several")
+            image = _resolve_path(image, relative_to)
+        else:
+            axes_data = {**axes_data, IMAGE_AXIS: expand_images(axes_data[IMAGE_AXIS], relative_to)}
         preset = data.get("preset", "tiny")
         if not isinstance(preset, str) or not preset:
             raise SettingsError("preset", preset, "a preset name (tiny, realistic-vision) or a model folder")
         base = data.get("base") or {}
         if not isinstance(base, Mapping):
-            raise SettingsError("base", base, "a mapping of StaticSettings fields")
-        axes_data = data.get("axes") or {}
+            raise SettingsError("base", base, f"a mapping of {SETTINGS_CLASSES[kind].__name__} fields")
+        base = _resolve_base_maps(base, relative_to)
+        axes_data = {key: ([_resolve_path(os.fspath(v), relative_to) if isinstance(v, (str, os.PathLike)) else v
+                            for v in values] if _is_map_axis(key) and isinstance(values, Sequence)
+                           and not isinstance(values, str) else values)
+                     for key, values in axes_data.items()}
         axes = axes_from_mapping(axes_data, data.get("seeds"))
         name = data.get("name")
         if name is not None and not isinstance(name, str):
             raise SettingsError("name", name, "text")
-        return cls(image=image, preset=preset, base=dict(base), axes=axes, name=name)
+        return cls(image=image, preset=preset, base=dict(base), axes=axes, name=name, kind=kind)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image": self.image, "preset": self.preset, "base": {k: _jsonable(v) for k, v in self.base.items()},
+        data = {"image": self.image, "preset": self.preset, "base": {k: _jsonable(v) for k, v in self.base.items()},
                 "axes": {axis.name: [_jsonable(v) for v in axis.values] for axis in self.axes}, "name": self.name}
+        if self.kind != "static":  # static specs read back as they always did
+            data["kind"] = self.kind
+        return data
 
     # ----------------------------------------------------------------- expansion
-    def base_settings(self) -> StaticSettings:
-        return StaticSettings.from_dict(_normalise_base(self.base)).validated()
+    def base_settings(self) -> StaticSettings | TemporalSettings:
+        return self.settings_class.from_dict(_normalise_base(self.base)).validated()
 
     def expand(self, default_controls: Sequence[ControlUnit] = ()) -> list[Job]:
         """Every job of the cartesian product, validated; raises SettingsError before anything runs.
@@ -129,7 +198,7 @@ class SweepSpec:
             raise SettingsError("axes", names, "either a 'controls' axis or controls.KIND.FIELD axes, not both")
         base_units = _base_units(base, default_controls) if any(axis.unit for axis in self.axes) else None
         for axis in self.axes:
-            _check_axis(axis, base_units)
+            _check_axis(axis, base_units, self.kind)
         count = math.prod(len(axis.values) for axis in self.axes)
         cap = max_sweep_jobs()
         if count > cap:  # refused before one job is built: a 100x100x100 grid is a typo, not a plan
@@ -141,7 +210,8 @@ class SweepSpec:
         for index, combination in enumerate(itertools.product(*value_lists)):
             coords = {axis.name: value for axis, (_, value) in zip(self.axes, combination)}
             settings = _apply(base, base_units, self.axes, [value for _, value in combination])
-            jobs.append(Job(index, coords, tuple(i for i, _ in combination), settings.validated()))
+            jobs.append(Job(index, coords, tuple(i for i, _ in combination), settings.validated(),
+                            coords.get(IMAGE_AXIS, self.image)))
         return jobs
 
 
@@ -219,6 +289,52 @@ def max_sweep_jobs() -> int:
     return cap
 
 
+# --------------------------------------------------------------------------------- images
+def _resolve_path(image: str, relative_to: str | os.PathLike | None) -> str:
+    """A relative image path is taken relative to the spec's folder; sample:NAME stays as it is."""
+    if relative_to is not None and not image.startswith("sample:") and not Path(image).expanduser().is_absolute():
+        return str(Path(relative_to) / image)
+    return image
+
+
+def expand_images(value: Any, relative_to: str | os.PathLike | None = None) -> list[str]:
+    """The image axis's values: a folder becomes its images (see generate.batch.list_images), a list keeps its
+    order with any folder in it expanded in place."""
+    from ..generate.batch import list_images
+
+    items = [value] if isinstance(value, (str, os.PathLike)) else value
+    if isinstance(items, (bytes, Mapping)) or not isinstance(items, Sequence) or not items:
+        raise SettingsError(IMAGE_AXIS, value, "a folder of images, or a non-empty list of image paths "
+                            "(or sample:NAME)")
+    images: list[str] = []
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)) or not os.fspath(item):
+            raise SettingsError(IMAGE_AXIS, item, "an image path, a folder of images or sample:NAME")
+        path = _resolve_path(os.fspath(item), relative_to)
+        if not path.startswith("sample:") and Path(path).expanduser().is_dir():
+            images += [str(p) for p in list_images(path)]
+        else:
+            images.append(path)
+    return images
+
+
+def resolve_image(image: str) -> Path:
+    """`sample:NAME` names a bundled sample character; anything else is a path, checked like a single run's."""
+    from ..source.intake import validate_image_path
+
+    if image.startswith("sample:"):
+        from ..source.samples import sample_path
+
+        return sample_path(image.split(":", 1)[1])
+    return validate_image_path(image)
+
+
+def image_label(value: Any) -> str:
+    """An image axis value as sheets and tables show it: the file name (a sample keeps its sample:NAME)."""
+    text = str(value)
+    return text if text.startswith("sample:") else Path(text).name
+
+
 # --------------------------------------------------------------------------------- helpers
 def format_value(value: Any) -> str:
     """A short label for an axis value (contact sheets, tables)."""
@@ -271,6 +387,27 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+def _is_map_axis(name: Any) -> bool:
+    """controls.KIND.image: an axis over a unit's own map files."""
+    return isinstance(name, str) and name.startswith("controls.") and name.endswith(".image")
+
+
+def _resolve_base_maps(base: Mapping[str, Any], relative_to: str | os.PathLike | None) -> dict[str, Any]:
+    """The base's control maps given as relative paths (KIND@map.png) taken from the spec's folder, like images."""
+    units = _normalise_base(base).get("controls")
+    if relative_to is None or not isinstance(units, (list, tuple)) or not any(
+            (u.image if isinstance(u, ControlUnit) else u.get("image") if isinstance(u, Mapping) else None)
+            for u in units):
+        return dict(base)
+    resolved = []
+    for unit in units:
+        data = unit.to_dict() if isinstance(unit, ControlUnit) else dict(unit)
+        if isinstance(data.get("image"), str):
+            data["image"] = _resolve_path(data["image"], relative_to)
+        resolved.append(data)
+    return {**base, "controls": resolved}
+
+
 def _normalise_base(base: Mapping[str, Any]) -> dict[str, Any]:
     values = dict(base)
     if isinstance(values.get("controls"), str):
@@ -294,7 +431,7 @@ def _controls_value(value: Any) -> tuple[ControlUnit, ...] | None:
     raise SettingsError("controls", value, "a unit list such as 'depth,canny' or a list of kinds / unit mappings")
 
 
-def _base_units(base: StaticSettings, default_controls: Sequence[ControlUnit]) -> tuple[ControlUnit, ...]:
+def _base_units(base: Any, default_controls: Sequence[ControlUnit]) -> tuple[ControlUnit, ...]:
     """The units a per-unit axis edits: the base's own, else the model set's defaults (with the profile's scales,
     as a single run would use them)."""
     if base.controls is not None:
@@ -309,8 +446,10 @@ def _base_units(base: StaticSettings, default_controls: Sequence[ControlUnit]) -
     return units
 
 
-def _check_axis(axis: Axis, base_units: tuple[ControlUnit, ...] | None) -> None:
+def _check_axis(axis: Axis, base_units: tuple[ControlUnit, ...] | None, kind: str = "static") -> None:
     """Each value checked against the setting's spec, so the error names the axis and says what is allowed."""
+    if axis.name == IMAGE_AXIS:  # files are checked by SweepSpec.check_images, before the sweep starts
+        return
     if axis.name == "controls":
         for value in axis.values:
             for unit in _controls_value(value) or ():
@@ -337,10 +476,14 @@ def _check_axis(axis: Axis, base_units: tuple[ControlUnit, ...] | None) -> None:
     if axis.name == "loras" or axis.name.startswith("loras."):
         _check_lora_axis(axis)
         return
-    if axis.name not in SPECS:
-        raise SettingsError("axes", axis.name, _AXIS_FORMS)
+    specs = SETTINGS_SPECS[kind]
+    if axis.name not in specs:
+        hint = (f"'{axis.name}' is a setting of {'clips' if kind == 'static' else 'stills'} only: this sweep's "
+                f"kind is {kind}." if axis.name in SETTINGS_SPECS["temporal" if kind == "static" else "static"]
+                else "")
+        raise SettingsError("axes", axis.name, axis_forms(kind), hint)
     for value in axis.values:
-        SPECS[axis.name].check(value)
+        specs[axis.name].check(value)
         if axis.name == "profile" and value:
             from ..profiles import get_profile
 
@@ -372,11 +515,13 @@ def _with_lora_weight(loras: tuple[tuple[str, float], ...], name: str, weight: f
     return (*loras, (name, weight))
 
 
-def _apply(base: StaticSettings, base_units: tuple[ControlUnit, ...] | None, axes: Sequence[Axis],
-           values: Sequence[Any]) -> StaticSettings:
+def _apply(base: Any, base_units: tuple[ControlUnit, ...] | None, axes: Sequence[Axis],
+           values: Sequence[Any]) -> Any:
     changes: dict[str, Any] = {}
     units = {u.kind: u for u in base_units} if base_units is not None else None
     for axis, value in zip(axes, values):
+        if axis.name == IMAGE_AXIS:  # the job's source, not a setting
+            continue
         if axis.unit is not None and units is not None:
             kind, name = axis.unit
             units[kind] = dataclasses.replace(units[kind], **{name: value})
