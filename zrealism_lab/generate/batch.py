@@ -104,17 +104,10 @@ def run_static_batch(source: Any, settings: StaticSettings | dict | None = None,
                      offload: str = "auto") -> BatchResult:
     """``count`` static runs of ``source`` at seeds settings.seed, +1, ... (seed -1: one drawn seed, counted up).
     Settings, source and count are checked before any model loads; the engine is loaded once and shared."""
-    from ..source.intake import validate_image_path
-    from ..source.samples import resolve_source
     from .static import run_static
 
-    settings = StaticSettings.coerce(settings)
-    settings, drawn = _first_seed(settings, count)
-    settings = settings.validated()
-    seeds = batch_seeds(settings.seed, count)
-    source = resolve_source(source)
-    if isinstance(source, (str, os.PathLike)):
-        validate_image_path(source)
+    settings, drawn, seeds = _batch_settings(StaticSettings, settings, count)
+    source = _checked_source(source)
     if out_dir is not None:
         check_output_root(out_dir)
 
@@ -133,21 +126,14 @@ def run_temporal_batch(source: Any = None, settings: TemporalSettings | dict | N
                        evaluate: bool = True, device: str = "auto", offload: str = "auto") -> BatchResult:
     """``count`` temporal runs (a still or a clip, as run_temporal takes them) at seeds settings.seed, +1, ...;
     the grid shows each clip's first frame."""
-    from ..source.intake import validate_image_path
-    from ..source.samples import resolve_source
     from ..source.video import Clip, validate_clip_path
     from .temporal import run_temporal
 
-    settings = TemporalSettings.coerce(settings)
-    settings, drawn = _first_seed(settings, count)
-    settings = settings.validated()
-    seeds = batch_seeds(settings.seed, count)
+    settings, drawn, seeds = _batch_settings(TemporalSettings, settings, count)
     if (source is None) == (clip is None):
         raise SettingsError("source/clip", "both" if source is not None else "neither",
                             "exactly one: a still (StaticResult, image or image path) or an input clip")
-    source = resolve_source(source)
-    if isinstance(source, (str, os.PathLike)):
-        validate_image_path(source)
+    source = _checked_source(source)
     if clip is not None and not isinstance(clip, Clip):
         validate_clip_path(clip)
     if out_dir is not None:
@@ -159,6 +145,24 @@ def run_temporal_batch(source: Any = None, settings: TemporalSettings | dict | N
                             evaluate=evaluate, device=device, offload=offload)
 
     return _run_batch("temporal", run_one, seeds, drawn, out_dir, on_run, cancel)
+
+
+def _batch_settings(settings_class: Any, settings: Any, count: int) -> tuple[Any, bool, list[int]]:
+    """The checked settings with the first seed (drawn for seed -1), whether it was drawn, and every seed."""
+    settings, drawn = _first_seed(settings_class.coerce(settings), count)
+    settings = settings.validated()
+    return settings, drawn, batch_seeds(settings.seed, count)
+
+
+def _checked_source(source: Any) -> Any:
+    """``sample:NAME`` resolved, and an image path checked, before any model loads."""
+    from ..source.intake import validate_image_path
+    from ..source.samples import resolve_source
+
+    source = resolve_source(source)
+    if isinstance(source, (str, os.PathLike)):
+        validate_image_path(source)
+    return source
 
 
 def _run_batch(kind: Literal["static", "temporal"], run_one: Callable[[int], RunResult], seeds: list[int],
