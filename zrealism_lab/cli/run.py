@@ -72,7 +72,8 @@ def _print_run(number: int, count: int, result: Any) -> None:
     """One line per finished run of a batch, as it finishes."""
     from .common import print_result
 
-    summary = f"run {number} of {count}, seed {result.settings.seed}, {result.timings.get('total', 0.0):.1f} s"
+    seconds = f"{result.timings.get('total', 0.0):.1f} s"
+    summary = f"run {number} of {count}, seed {result.settings.seed}, {seconds}" if count > 1 else seconds
     print_result(result.run_dir, result.warnings, False, summary)
     sys.stdout.flush()
 
@@ -201,7 +202,7 @@ def _run_folder(args: argparse.Namespace, settings: Any, count: int, engine: Any
 
     try:
         done = run_static_folder(args.image, settings, count=count, out_dir=args.out, engine=engine,
-                                 on_step=progress, on_run=_print_run if count > 1 else _print_single,
+                                 on_step=progress, on_run=_print_run,
                                  on_image=on_image)
     except BaseException as exc:
         partial = getattr(exc, "folder_result", None)
@@ -218,13 +219,6 @@ def _run_folder(args: argparse.Namespace, settings: Any, count: int, engine: Any
               + ", ".join(sorted(failed)), file=sys.stderr)
         return 1
     return 0
-
-
-def _print_single(number: int, count: int, result: Any) -> None:
-    from .common import print_result
-
-    print_result(result.run_dir, result.warnings, False, f"{result.timings.get('total', 0.0):.1f} s")
-    sys.stdout.flush()
 
 
 def add_temporal_parser(run_subparsers: Any) -> argparse.ArgumentParser:

@@ -134,14 +134,12 @@ def given_digest(unit: ControlUnit) -> str:
 
 def load_given(unit: ControlUnit, size: tuple[int, int], frames: int | None = None) -> GivenMaps:
     """The unit's maps as RGB images of ``size`` (w, h): ``frames`` of them (one image repeated, or the folder's
-    maps, one per frame), or one for a still (``frames`` None). Decoded through the intake's guard."""
+    maps, one per frame), or one for a still (``frames`` None). Decoded through the intake's guard; the folder's
+    count was checked by ``check_given_units``."""
     from ..files import sha256_file
 
     files = map_files(unit)
     path = Path(str(unit.image)).expanduser()
-    if frames is None and len(files) > 1:
-        raise SettingsError(_setting(unit), unit.image, "one map image for a still",
-                            "A folder of maps (one per frame) is for clips.")
     decoded = [_decode(unit, file, size) for file in files]
     images = [image for image, _ in decoded]
     record: dict[str, Any] = {"given": True, "detector_ran": False, "image": str(path.resolve()),
@@ -153,9 +151,6 @@ def load_given(unit: ControlUnit, size: tuple[int, int], frames: int | None = No
         record.update(sha256=sha256_file(path), image_size=list(decoded[0][1]))
     if frames is not None and len(images) == 1:
         images = images * frames
-    elif frames is not None and len(images) != frames:
-        raise SettingsError(_setting(unit), unit.image, f"a folder of {frames} maps, one per frame the run makes",
-                            f"It holds {len(images)} map images, the run makes {frames} frames.")
     return GivenMaps(images, record)
 
 

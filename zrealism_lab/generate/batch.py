@@ -331,10 +331,8 @@ def run_static_folder(folder: str | os.PathLike, settings: StaticSettings | dict
     image that cannot be read or whose run fails is that image's failure: it is reported and the others go on.
     Cancel and Ctrl-C stop the whole folder. Writes summary.csv and summary.md under ``out_dir``."""
     images = list_images(folder)
-    settings = StaticSettings.coerce(settings)
-    settings, _ = _first_seed(settings, count)  # one drawn seed for the whole folder: each image at the same seeds
-    settings = settings.validated()
-    batch_seeds(settings.seed, count)
+    # one drawn seed for the whole folder: each image at the same seeds
+    settings, _, _ = _batch_settings(StaticSettings, settings, count)
     root = check_output_root(out_dir) if out_dir is not None else None
     result = FolderResult([])
     try:

@@ -11,6 +11,7 @@ from PIL import Image, ImageOps
 
 from ..adapters.tags import split_lora_tags
 from ..engine import Engine
+from ..control.given import check_given_units, load_given
 from ..errors import IntakeError
 from ..progress import ProgressCallback, emit
 from ..settings import MAX_CLIP_FRAMES, ControlUnit, TemporalSettings
@@ -63,8 +64,6 @@ def given_frames(unit: ControlUnit, engine: Engine, size: tuple[int, int], frame
                  ) -> tuple[list[Image.Image], dict[str, Any]]:
     """A unit's given map(s) for every frame (one image repeated, or a folder's maps in name order) and its record
     entry: the file or folder, its sha256, and the detector adherence would use (none made these maps)."""
-    from ..control.given import load_given
-
     given = load_given(unit, size, frames)
     found = sum(1 for image in given.images if image.getbbox())
     return given.images, {"method": unit_method(unit, engine), "found_frames": found, "frames": frames,
@@ -85,7 +84,7 @@ def inputs_from_static(result: Any, settings: TemporalSettings, engine: Engine) 
     mask = None if ctx.prepared.mask is None else resize_mask(ctx.prepared.mask, size)
     _, units = check_named_settings(settings, engine, _units_for(settings, ctx.units))
     frames = settings.frames
-    _check_given(units, settings, frames)
+    check_given_units(units, settings, frames)
     notes: list[str] = []
     maps: dict[str, Image.Image] = {}
     given: dict[str, list[Image.Image]] = {}
@@ -118,7 +117,6 @@ def inputs_from_source(source: Any, settings: TemporalSettings, engine: Engine) 
     from ..prompts import join_fragments
 
     frames = settings.frames
-    _check_given(settings.controls or (), settings, frames)
     ctx = understand_source(source, settings.static_settings(), engine, size=settings.size, map_frames=frames)
     still = ctx.prepared.image.convert("RGB")
     control_frames = {k: [m.image.convert("RGB")] * frames for k, m in ctx.control_maps.items()}
@@ -171,7 +169,7 @@ def inputs_from_clip(clip: Any, settings: TemporalSettings, engine: Engine,
     timings["intake"] = clip.seconds if isinstance(clip, SampledClip) else time.perf_counter() - t
 
     profile, units = check_named_settings(settings, engine, _units_for(settings, engine.models.default_controls))
-    _check_given(units, settings, len(decoded.frames))
+    check_given_units(units, settings, len(decoded.frames))
 
     t = time.perf_counter()
     first = decoded.frames[0]
@@ -215,10 +213,3 @@ def inputs_from_clip(clip: Any, settings: TemporalSettings, engine: Engine,
     return TemporalInputs("clip", frames, maps, tuple(kept), prompt, negative, frames, masks, fps,
                           clip=decoded.to_dict(), control_records=records, notes=notes, timings=timings)
 
-
-def _check_given(units: Sequence[ControlUnit], settings: TemporalSettings, frames: int) -> None:
-    """Given maps checked before any work: the files, one map per frame for a folder, and no hires pass that would
-    detect over them."""
-    from ..control.given import check_given_units
-
-    check_given_units(units, settings, frames)

@@ -112,6 +112,7 @@ class Lab(SourcePanel):
         for kind, row in self.unit_rows.items():
             row.apply(defaults.get(kind))
         self._engine = None
+        self.fields["speed"].validate()  # its note says whether this preset's few-step LoRA is here
         self.refresh_model_status()
 
     @property

@@ -41,11 +41,10 @@ class ControlsTab:
 
     def _build_controls_tab(self, preset: str, base: StaticSettings, profiles: Mapping[str, Any],
                             profile_problem: str) -> w.Widget:
-        self.preset_name = preset
         self.control_sections: list[Callable[[], list[w.Widget]]] = [
             lambda: self._profile_section(base, profiles, profile_problem),
             lambda: self._units_section(preset, base),
-            lambda: self._generation_section(base),
+            lambda: self._generation_section(base, preset),
             lambda: self._colour_section(base),
             lambda: self._refinement_section(base),
             lambda: self._adapters_section(preset, base),
@@ -85,7 +84,7 @@ class ControlsTab:
         return [section("Control units (MultiControlNet)"), *[row.row for row in self.unit_rows.values()],
                 self.maps_button]
 
-    def _generation_section(self, base: StaticSettings) -> list[w.Widget]:
+    def _generation_section(self, base: StaticSettings, preset_name: str) -> list[w.Widget]:
         from ..schedulers import SCHEDULERS
 
         f = self.fields
@@ -103,7 +102,8 @@ class ControlsTab:
         f["size"] = SpecField(SPECS["size"], base.size, label="size (long side)")
         f["size"].set_note(lambda value: size_note(value, self.source_size))
         f["speed"] = SpecField(SPECS["speed"], base.speed, options=list(SPEEDS))
-        f["speed"].set_note(lambda value: speed_note(value, adapter_models(self.preset_name)))
+        # the preset picked now (the Lab's picker), the one the tab was built for until the picker exists
+        f["speed"].set_note(lambda value: speed_note(value, adapter_models(getattr(self, "preset", preset_name))))
         return [section("Generation"), f["speed"].row, f["strength"].row, f["steps"].row, f["cfg"].row,
                 f["seed"].row, f["scheduler"].row, f["size"].row]
 

@@ -83,20 +83,14 @@ def check_named_settings(settings: Any, models: Any, units: Sequence[ControlUnit
 def detect_unit(unit: ControlUnit, image: Image.Image, models: Any, *, size: tuple[int, int],
                 detect_resolution: int, mask: np.ndarray | None = None, mask_to_subject: bool = False) -> ControlMap:
     """One control unit's map of an image, with the unit's method (or the model set's choice) and parameters."""
-    from ..control import BODY_KEYPOINT_NAMES, CONTROL_PROVIDERS
+    from ..control import CONTROL_PROVIDERS
 
     modelset = modelset_of(models)
-    cmap = CONTROL_PROVIDERS.get(unit.kind).detect(
+    return CONTROL_PROVIDERS.get(unit.kind).detect(
         image, size=size, detect_resolution=detect_resolution, mask=mask,
         mask_to_subject=mask_to_subject and mask is not None,
         method=modelset.control_method(unit.kind, unit.method), annotator_dir=annotator_dir(modelset),
         **dict(unit.params))
-    if unit.image is not None and cmap.keypoints is not None:
-        # A unit given its map is detected only to measure an output's adherence to that map. Its keypoints are
-        # grouped per person (people, 18, 2), as the given map's are: the adherence measure reads that shape for
-        # any number of people, including none (an output where nobody is found scores every keypoint missed).
-        cmap = dataclasses.replace(cmap, keypoints=cmap.keypoints.reshape(-1, len(BODY_KEYPOINT_NAMES), 2))
-    return cmap
 
 
 def unit_method(unit: ControlUnit, models: Any) -> str:

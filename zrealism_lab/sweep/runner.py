@@ -244,9 +244,15 @@ def run_job(job: Mapping[str, Any], folder: Path, source: Path, engine: Any, *, 
 def prepare_sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, *,
                   engine: Any = None, device: str = "auto", offload: str = "auto") -> dict[str, Any]:
     """Expand, validate and write manifest.json; nothing runs. Returns the manifest."""
+    return _prepared(load_spec(spec), out_dir, engine, device, offload)[0]
+
+
+def _prepared(spec: SweepSpec, out_dir: str | os.PathLike, engine: Any, device: str, offload: str
+              ) -> tuple[dict[str, Any], Any]:
+    """The written manifest and the engine it was built with (loaded here unless given), after every check that
+    needs no model."""
     from ..engine.engine import get_engine
 
-    spec = load_spec(spec)
     check_output_root(out_dir)
     spec.base_settings()  # bad base settings: the single run's error, before any model set is resolved
     spec.check_images()  # every source exists and decodes, before any model set is resolved
@@ -255,7 +261,7 @@ def prepare_sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, out_d
     folder = check_output_root(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     write_manifest(folder, manifest)
-    return manifest
+    return manifest, engine
 
 
 def run_sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -277,11 +283,7 @@ def run_sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, out_dir: 
         plan_path = folder / PLAN_NAME
         if procs.is_main:
             try:
-                if engine is None:  # what needs no model is checked before one loads
-                    spec.base_settings()
-                    spec.check_images()
-                    engine = get_engine(spec.preset, device=device, offload=offload)
-                manifest = prepare_sweep(spec, folder, engine=engine)
+                manifest, engine = _prepared(spec, folder, engine, device, offload)
                 todo, done = pending_jobs(folder, manifest["jobs"], retry_failed=retry_failed)
                 plan = {"token": secrets.token_hex(6), "processes": procs.count, "pending": [j["id"] for j in todo],
                         "finished": [j["id"] for j in done]}
